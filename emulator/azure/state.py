@@ -1,0 +1,134 @@
+"""Mutable ARM state (NICs, operations, identity switches) and its file in the state dir.
+
+``state.json`` is rewritten atomically (temp file + rename) after every change, so
+a restart with the same directory keeps NIC state, and a crash never leaves half
+a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from .lro import Operation
+from .resources import ResourceIds, initial_nic, new_etag
+from .topology import Topology, topology_from_dict
+
+__all__ = ["AzureState"]
+
+_STATE_FILE = "state.json"
+_MAX_OPERATIONS = 20000
+
+
+class AzureState:
+    """NIC resources (ARM JSON, keyed by lower-case name), operations, identity switches."""
+
+    def __init__(self, topology: Topology, directory: Path | None) -> None:
+        self.topology = topology
+        self.ids = ResourceIds(topology)
+        self.directory = directory
+        self.nics: dict[str, dict[str, Any]] = {}
+        self.pending: dict[str, str] = {}  # nic key -> id of its InProgress operation
+        self.operations: OrderedDict[str, Operation] = OrderedDict()
+        self.identity_enabled: dict[str, bool] = {}
+        self.vnet_etags: dict[str, str] = {}
+        self.reset()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to the topology's initial state (NICs, identities, no operations)."""
+        self.nics = {}
+        for vm in self.topology.vms:
+            for index, nic in enumerate(vm.nics):
+                self.nics[nic.name.lower()] = initial_nic(self.topology, self.ids, vm, nic, index == 0)
+        self.pending = {}
+        self.operations = OrderedDict()
+        self.identity_enabled = {vm.name.lower(): vm.identity_enabled for vm in self.topology.vms}
+        self.vnet_etags = {v.name.lower(): new_etag() for v in self.topology.vnets}
+
+    @classmethod
+    def open(cls, directory: Path, topology: Topology) -> AzureState:
+        """Load ``directory/state.json`` if present (its topology wins), else start fresh."""
+        path = directory / _STATE_FILE
+        if path.exists():
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            state = cls(topology_from_dict(raw["topology"]), directory)
+            state.nics = raw["nics"]
+            state.pending = raw.get("pending", {})
+            state.operations = OrderedDict(
+                (op["id"], Operation.from_dict(op)) for op in raw.get("operations", [])
+            )
+            state.identity_enabled.update(raw.get("identity_enabled", {}))
+            state.settle(time.time())
+            return state
+        state = cls(topology, directory)
+        state.save()
+        return state
+
+    def save(self) -> None:
+        """Write ``state.json`` atomically (no-op without a state directory)."""
+        if self.directory is None:
+            return
+        raw = {
+            "topology": self.topology.to_dict(),
+            "nics": self.nics,
+            "pending": self.pending,
+            "operations": [op.to_dict() for op in self.operations.values()],
+            "identity_enabled": self.identity_enabled,
+        }
+        path = self.directory / _STATE_FILE
+        tmp = path.with_name(f".{_STATE_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(raw, separators=(",", ":")), encoding="utf-8")
+        os.replace(tmp, path)
+
+    # -- operations ------------------------------------------------------------------
+
+    def start_operation(self, operation: Operation) -> None:
+        """Record ``operation`` as the NIC's pending update."""
+        self.operations[operation.id] = operation
+        self.pending[operation.nic] = operation.id
+        while len(self.operations) > _MAX_OPERATIONS:
+            oldest = next(iter(self.operations))
+            if not self.operations[oldest].finished:
+                break
+            del self.operations[oldest]
+
+    def settle(self, now: float) -> bool:
+        """Finish every operation whose time has come; True when anything changed."""
+        changed = False
+        for nic_key, operation_id in list(self.pending.items()):
+            operation = self.operations.get(operation_id)
+            if operation is None or operation.done_at > now:
+                continue
+            operation.status = "Failed" if operation.fail_code else "Succeeded"
+            del self.pending[nic_key]
+            nic = self.nics.get(nic_key)
+            if nic is not None:
+                # The network RP writes the resource again when provisioning ends,
+                # so the etag a client saw during the update is stale afterwards.
+                set_provisioning_state(nic, operation.status, new_etag())
+            changed = True
+        if changed:
+            self.save()
+        return changed
+
+    # -- identities ------------------------------------------------------------------
+
+    def set_identity_enabled(self, vm_name: str, enabled: bool) -> None:
+        """Turn a VM's system-assigned identity on or off."""
+        self.identity_enabled[vm_name.lower()] = enabled
+        self.save()
+
+
+def set_provisioning_state(nic: dict[str, Any], state: str, etag: str) -> None:
+    """Set the provisioning state and etag of a NIC and of its ip-configurations."""
+    nic["etag"] = etag
+    nic["properties"]["provisioningState"] = state
+    for config in nic["properties"].get("ipConfigurations", []):
+        config["etag"] = etag
+        config.setdefault("properties", {})["provisioningState"] = state

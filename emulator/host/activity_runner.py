@@ -1,0 +1,93 @@
+"""Run one activity work item and report its result to the orchestration."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from typing import Any
+
+from azure.functions import meta
+
+from .app_loader import FunctionCatalog
+from .history import EventType, event, utc_now
+from .store import ActivityWorkItem, DurableStore, EpisodeCommit
+
+__all__ = ["ActivityRunner"]
+
+log = logging.getLogger("emulator.host.activity")
+
+
+class ActivityRunner:
+    """Invokes activity functions the way the worker does (converters in, converters out)."""
+
+    def __init__(self, store: DurableStore, catalog: FunctionCatalog) -> None:
+        self._store = store
+        self._catalog = catalog
+
+    def run(self, item: ActivityWorkItem) -> None:
+        """Run the activity and commit TaskCompleted or TaskFailed, removing the work item."""
+        instance = self._store.get_instance(item.instance_id)
+        commit = EpisodeCommit(completed_activity_id=item.id)
+        if instance is None or instance.execution_id != item.execution_id:
+            # The orchestration was purged, terminated or continued as new: drop it.
+            self._store.commit(commit)
+            return
+        if instance.runtime_status in ("Completed", "Failed", "Terminated"):
+            self._store.commit(commit)
+            return
+        started = time.monotonic()
+        result = self._invoke(item)
+        log.info(
+            "activity %s of %s task %d took %.3fs",
+            item.name,
+            item.instance_id,
+            item.task_id,
+            time.monotonic() - started,
+        )
+        commit.new_messages.append((item.instance_id, item.execution_id, result, 0.0))
+        self._store.commit(commit)
+
+    def _invoke(self, item: ActivityWorkItem) -> dict[str, Any]:
+        function = self._catalog.activity(item.name)
+        if function is None:
+            return _failed(
+                item,
+                f"The function '{item.name}' doesn't exist, is disabled, "
+                "or is not an activity function.",
+                "",
+            )
+        converter = meta.get_binding_registry().get("activityTrigger")
+        try:
+            argument = converter.decode(
+                meta.Datum(type="json", value=item.input if item.input is not None else "null"),
+                trigger_metadata={},
+            )
+            kwargs = {function.trigger_name: argument}
+            if function.is_async:
+                value = asyncio.run(function.handler(**kwargs))
+            else:
+                value = function.handler(**kwargs)
+            encoded = converter.encode(value, expected_type=None)
+        except Exception as exc:
+            # The worker reports the exception message; the extension puts it in
+            # TaskFailed.Reason and the stack in Details.
+            reason = f"Activity function '{item.name}' failed: {exc}"
+            return _failed(item, reason, "".join(traceback.format_exception(exc)))
+        return event(
+            EventType.TASK_COMPLETED,
+            utc_now(),
+            TaskScheduledId=item.task_id,
+            Result=encoded.value,
+        )
+
+
+def _failed(item: ActivityWorkItem, reason: str, details: str) -> dict[str, Any]:
+    return event(
+        EventType.TASK_FAILED,
+        utc_now(),
+        TaskScheduledId=item.task_id,
+        Reason=reason,
+        Details=details,
+    )

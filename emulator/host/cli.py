@@ -1,0 +1,78 @@
+"""``python -m emulator host``: run a Function app like ``func start`` would."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from .server import HostConfig, LocalHost
+
+__all__ = ["main"]
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m emulator host",
+        description=(
+            "Local Azure Functions host with the Durable extension. Serves the app's HTTP "
+            "routes under /api/, runs orchestrations, activities and entities, keeps durable "
+            "state in --state, and prints one JSON line when ready."
+        ),
+    )
+    parser.add_argument("--app", default="function_app:app", help="module:attribute of the app")
+    parser.add_argument(
+        "--app-dir", type=Path, default=Path.cwd(), help="folder with the app and host.json"
+    )
+    parser.add_argument("--state", type=Path, required=True, help="folder for durable state")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=7071, help="port (0 picks a free one)")
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        help="local.settings.json whose Values become environment variables, as func does",
+    )
+    parser.add_argument("--activity-workers", type=int, default=16)
+    parser.add_argument("--log-level", default="WARNING")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    """Start the host and serve until SIGINT or SIGTERM."""
+    args = _parse(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.settings:
+        values = json.loads(args.settings.read_text()).get("Values", {})
+        for key, value in values.items():
+            os.environ.setdefault(key, str(value))
+    config = HostConfig(
+        app_ref=args.app,
+        app_dir=args.app_dir.resolve(),
+        state_dir=args.state.resolve(),
+        host=args.host,
+        port=args.port,
+        activity_workers=args.activity_workers,
+    )
+    asyncio.run(_serve(config))
+    return 0
+
+
+async def _serve(config: HostConfig) -> None:
+    host = LocalHost(config)
+    await host.start()
+    print(json.dumps(host.ready_info()), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await host.stop()
