@@ -54,7 +54,12 @@ class EntityRunner:
             error = f"The function '{name}' doesn't exist, is disabled, or is not an entity."
             results = [{"isError": True, "result": json.dumps(error)} for _ in requests]
         else:
-            batch = [{"name": r["op"], "input": r.get("input")} for r in requests]
+            # The extension hands each operation's serialized input over as a JSON
+            # string (so the SDK decodes twice: json.loads, then df_loads).
+            batch = [
+                {"name": r["op"], "input": json.dumps(r.get("input") or "null")}
+                for r in requests
+            ]
             context = {
                 "self": {"name": name, "key": key},
                 "state": state,

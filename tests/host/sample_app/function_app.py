@@ -38,6 +38,19 @@ async def status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -
     return func.HttpResponse(json.dumps(s.to_json(), default=str), mimetype="application/json")
 
 
+@bp.route(route="run/{name}", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Start orchestration {name} and wait (up to 20 s) for its output."""
+    body = req.get_body()
+    instance_id = await client.start_new(
+        req.route_params["name"], None, json.loads(body) if body else None
+    )
+    return await client.wait_for_completion_or_create_check_status_response(
+        req, instance_id, timeout_in_milliseconds=20000, retry_interval_in_milliseconds=50
+    )
+
+
 @bp.route(route="echo/{a}/{b?}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def echo(req: func.HttpRequest) -> func.HttpResponse:
     """Echo what the host handed to the function."""
