@@ -57,8 +57,7 @@ class EntityRunner:
             # The extension hands each operation's serialized input over as a JSON
             # string (so the SDK decodes twice: json.loads, then df_loads).
             batch = [
-                {"name": r["op"], "input": json.dumps(r.get("input") or "null")}
-                for r in requests
+                {"name": r["op"], "input": json.dumps(r.get("input") or "null")} for r in requests
             ]
             context = {
                 "self": {"name": name, "key": key},

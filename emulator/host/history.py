@@ -55,7 +55,9 @@ def parse_time(text: str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def event(kind: EventType, moment: dt.datetime, event_id: int = -1, **fields: Any) -> dict[str, Any]:
+def event(
+    kind: EventType, moment: dt.datetime, event_id: int = -1, **fields: Any
+) -> dict[str, Any]:
     """One history event: the common fields plus the event type's own."""
     body: dict[str, Any] = {
         "EventType": int(kind),

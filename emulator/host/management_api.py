@@ -108,9 +108,7 @@ class ManagementApi:
             )
         self._dispatcher.notify()
         body = self._urls(instance_id)
-        return web.json_response(
-            body, status=202, headers={"Location": body["statusQueryGetUri"]}
-        )
+        return web.json_response(body, status=202, headers={"Location": body["statusQueryGetUri"]})
 
     async def get_status(self, request: web.Request) -> web.Response:
         """Status of one instance: 202 while running, 200 when ended, 404 when unknown."""
@@ -125,7 +123,9 @@ class ManagementApi:
             show_history_output=_flag(q.get("showHistoryOutput")),
         )
         status = 202 if instance.runtime_status in RUNNING_STATES else 200
-        if instance.runtime_status == "Failed" and _flag(q.get("returnInternalServerErrorOnFailure")):
+        if instance.runtime_status == "Failed" and _flag(
+            q.get("returnInternalServerErrorOnFailure")
+        ):
             status = 500
         headers = {}
         if status == 202:
@@ -270,8 +270,8 @@ def _history_for_api(events: list[dict[str, Any]], with_output: bool) -> list[di
         if kind == EventType.TASK_COMPLETED and with_output:
             item["Result"] = _loads(e.get("Result"))
         if kind == EventType.EXECUTION_COMPLETED:
-            item["OrchestrationStatus"] = "Completed" if e.get("OrchestrationStatus") == 1 else (
-                "Failed"
+            item["OrchestrationStatus"] = (
+                "Completed" if e.get("OrchestrationStatus") == 1 else ("Failed")
             )
             if with_output:
                 item["Result"] = _loads(e.get("Result"))

@@ -298,9 +298,7 @@ class OrchestrationRunner:
         commit: EpisodeCommit,
     ) -> None:
         outputs.append(
-            event(
-                EventType.TASK_SCHEDULED, now, task_id, Name=task["name"], Input=task["input"]
-            )
+            event(EventType.TASK_SCHEDULED, now, task_id, Name=task["name"], Input=task["input"])
         )
         commit.new_activities.append(
             (instance.instance_id, instance.execution_id, task_id, task["name"], task["input"])
@@ -425,7 +423,9 @@ class OrchestrationRunner:
         if status == "Completed":
             instance.output = output
             episode_events.append(
-                event(EventType.EXECUTION_COMPLETED, utc_now(), OrchestrationStatus=1, Result=output)
+                event(
+                    EventType.EXECUTION_COMPLETED, utc_now(), OrchestrationStatus=1, Result=output
+                )
             )
         else:
             # The status API shows a failed orchestration's reason as its output.
@@ -537,7 +537,9 @@ def execution_started_event(instance: InstanceRecord) -> dict[str, Any]:
     )
 
 
-def _select_batch(messages: list[Message], state: ReplayState, first_episode: bool) -> list[Message]:
+def _select_batch(
+    messages: list[Message], state: ReplayState, first_episode: bool
+) -> list[Message]:
     """The messages one episode may deliver together.
 
     An event that makes the retry machinery take task ids (a failed retried

@@ -48,7 +48,9 @@ class LocalHost:
             hub_name=durable.get("hubName", "TestHubName"),
             overridable_states=durable.get("overridableExistingInstanceStates", "NonRunningStates"),
         )
-        self.route_prefix = host_json.get("extensions", {}).get("http", {}).get("routePrefix", "api")
+        self.route_prefix = (
+            host_json.get("extensions", {}).get("http", {}).get("routePrefix", "api")
+        )
         config.state_dir.mkdir(parents=True, exist_ok=True)
         self.keys: HostKeys
         self.keys, self.keys_file = load_or_create_keys(config.state_dir)
@@ -144,8 +146,7 @@ class LocalHost:
 
     def _webhook_query(self) -> str:
         return (
-            f"taskHub={self.hub.hub_name}&connection=Storage"
-            f"&code={self.keys.durabletask_extension}"
+            f"taskHub={self.hub.hub_name}&connection=Storage&code={self.keys.durabletask_extension}"
         )
 
     async def _serve(self, app: web.Application, host: str, port: int) -> int:

@@ -30,7 +30,9 @@ class HostClient:
         """Call /api/PATH with the function key."""
         params = dict(kwargs.pop("params", {}) or {})
         params.setdefault("code", self.keys["function"])
-        return self.http.request(method, f"{self.url}/api/{path}", params=params, timeout=30, **kwargs)
+        return self.http.request(
+            method, f"{self.url}/api/{path}", params=params, timeout=30, **kwargs
+        )
 
     def start(self, name: str, payload: Any = None, instance_id: str | None = None) -> dict:
         """Start an orchestration through the sample app's SDK-client starter."""
@@ -67,8 +69,17 @@ class HostClient:
 def start_sample_host(state: Path, counters: Path, port: int = 0) -> ServiceProcess:
     """Start a host process for the sample app."""
     return start_service(
-        ["host", "--app-dir", str(SAMPLE_APP), "--state", str(state), "--port", str(port),
-         "--log-level", "INFO"],
+        [
+            "host",
+            "--app-dir",
+            str(SAMPLE_APP),
+            "--state",
+            str(state),
+            "--port",
+            str(port),
+            "--log-level",
+            "INFO",
+        ],
         log_path=state / "host.log",
         env={"SAMPLE_COUNTER_DIR": str(counters)},
     )

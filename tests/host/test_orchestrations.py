@@ -71,8 +71,14 @@ def test_retry_succeeds_after_failures_with_the_hosts_history_shape(host: HostCl
     events = host.status(started["id"], showHistory="true").json()["historyEvents"]
     kinds = [e["EventType"] for e in events if e["EventType"] != "ExecutionStarted"]
     assert kinds[:8] == [
-        "TaskScheduled", "TaskFailed", "TimerCreated", "TimerFired",
-        "TaskScheduled", "TaskFailed", "TimerCreated", "TimerFired",
+        "TaskScheduled",
+        "TaskFailed",
+        "TimerCreated",
+        "TimerFired",
+        "TaskScheduled",
+        "TaskFailed",
+        "TimerCreated",
+        "TimerFired",
     ]
     assert kinds[8:] == ["TaskScheduled", "TaskCompleted", "ExecutionCompleted"]
 
@@ -166,9 +172,7 @@ def test_fifty_orchestrations_progress_in_parallel(host: HostClient, counters: P
     with ThreadPoolExecutor(10) as pool:
         ids = list(
             pool.map(
-                lambda i: host.start(
-                    "slow_steps", {"tag": f"{tag}-{i}", "seconds": 0.5}
-                )["id"],
+                lambda i: host.start("slow_steps", {"tag": f"{tag}-{i}", "seconds": 0.5})["id"],
                 range(50),
             )
         )

@@ -24,9 +24,7 @@ async def start(req: func.HttpRequest, client: df.DurableOrchestrationClient) ->
     """Start orchestration {name} with the JSON body as input (optional ?id=)."""
     body = req.get_body()
     payload = json.loads(body) if body else None
-    instance_id = await client.start_new(
-        req.route_params["name"], req.params.get("id"), payload
-    )
+    instance_id = await client.start_new(req.route_params["name"], req.params.get("id"), payload)
     return client.create_check_status_response(req, instance_id)
 
 
@@ -98,8 +96,9 @@ def fan_out(context: df.DurableOrchestrationContext):
 def retrying(context: df.DurableOrchestrationContext):
     """An activity that fails ``fail_times`` then succeeds, under RetryOptions."""
     spec = context.get_input()
-    options = df.RetryOptions(first_retry_interval_in_milliseconds=50,
-                              max_number_of_attempts=spec["attempts"])
+    options = df.RetryOptions(
+        first_retry_interval_in_milliseconds=50, max_number_of_attempts=spec["attempts"]
+    )
     try:
         result = yield context.call_activity_with_retry("flaky", options, spec)
         return {"ok": result}
@@ -165,10 +164,12 @@ def parent(context: df.DurableOrchestrationContext):
 def slow_steps(context: df.DurableOrchestrationContext):
     """Two slow activities: the host can be killed between them."""
     spec = context.get_input()
-    first = yield context.call_activity("slow", {"tag": spec["tag"], "step": 1,
-                                                  "seconds": spec["seconds"]})
-    second = yield context.call_activity("slow", {"tag": spec["tag"], "step": 2,
-                                                   "seconds": spec["seconds"]})
+    first = yield context.call_activity(
+        "slow", {"tag": spec["tag"], "step": 1, "seconds": spec["seconds"]}
+    )
+    second = yield context.call_activity(
+        "slow", {"tag": spec["tag"], "step": 2, "seconds": spec["seconds"]}
+    )
     return [first, second]
 
 

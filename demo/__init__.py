@@ -1,0 +1,1 @@
+"""``make demo``: the local end-to-end demonstration."""
