@@ -63,4 +63,6 @@ class Operation:
 
 def new_operation(nic: str, location: str, now: float, seconds: float) -> Operation:
     """An InProgress operation for ``nic`` that finishes ``seconds`` after ``now``."""
-    return Operation(id=str(uuid.uuid4()), nic=nic, location=location, started=now, done_at=now + seconds)
+    return Operation(
+        id=str(uuid.uuid4()), nic=nic, location=location, started=now, done_at=now + seconds
+    )

@@ -57,7 +57,9 @@ class NetworkService:
         """The NIC called ``name`` (case-insensitive). Raises ArmError 404."""
         nic = self.state.nics.get(name.lower())
         if nic is None:
-            raise not_found("Microsoft.Network/networkInterfaces", name, self.state.topology.resource_group)
+            raise not_found(
+                "Microsoft.Network/networkInterfaces", name, self.state.topology.resource_group
+            )
         return nic
 
     def list_nics(self) -> list[dict[str, Any]]:
@@ -99,7 +101,9 @@ class NetworkService:
             )
         check_if_match(if_match, existing["etag"] if existing else None, nic_id)
         if if_none_match and if_none_match.strip() == "*" and existing is not None:
-            raise ArmError(412, "PreconditionFailed", f"Resource {nic_id} already exists (If-None-Match: *).")
+            raise ArmError(
+                412, "PreconditionFailed", f"Resource {nic_id} already exists (If-None-Match: *)."
+            )
         if not isinstance(body, dict):
             raise ArmError(
                 400,
@@ -110,7 +114,9 @@ class NetworkService:
         self._check_location(nic_id, body.get("location"), existing)
         props = body.get("properties") or {}
         if not isinstance(props, dict):
-            raise ArmError(400, "InvalidRequestContent", "The 'properties' member must be an object.")
+            raise ArmError(
+                400, "InvalidRequestContent", "The 'properties' member must be an object."
+            )
 
         configs = normalize_ip_configurations(
             nic_id,
@@ -121,7 +127,9 @@ class NetworkService:
         )
         etag = new_etag()
         resource = self._build_nic(nic_id, existing, body, props, configs, etag)
-        operation = new_operation(key, self.state.topology.location, now, self.settings.nic_update_seconds)
+        operation = new_operation(
+            key, self.state.topology.location, now, self.settings.nic_update_seconds
+        )
         if lro_failure is not None:
             operation.fail_code = lro_failure.code
             operation.fail_message = lro_failure.message
@@ -147,6 +155,7 @@ class NetworkService:
             config.setdefault("type", IPCONFIG_TYPE)
         self.state.pending.pop(key, None)
         self.state.nics[key] = resource
+        self.state.applied[key] = copy.deepcopy(resource["properties"].get("ipConfigurations", []))
         self.state.save()
         return resource
 
@@ -154,7 +163,11 @@ class NetworkService:
         wanted = self.state.topology.location
         if location is None or location == "":
             if existing is None:
-                raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+                raise ArmError(
+                    400,
+                    "LocationRequired",
+                    "The location property is required for this definition.",
+                )
             return
         if str(location).replace(" ", "").lower() == wanted.lower():
             return
@@ -164,7 +177,8 @@ class NetworkService:
                 "InvalidResourceLocation",
                 f"The resource '{existing['name']}' already exists in location '{wanted}' in "
                 f"resource group '{self.state.topology.resource_group}'. A resource with the same "
-                f"name cannot be created in location '{location}'. Please select a new resource name.",
+                f"name cannot be created in location '{location}'. "
+                "Please select a new resource name.",
             )
         raise ArmError(
             400,
@@ -257,7 +271,9 @@ class NetworkService:
             for config in nic["properties"].get("ipConfigurations", []):
                 address = config.get("properties", {}).get("privateIPAddress")
                 if address:
-                    held[address] = config.get("id") or f"{nic['id']}/ipConfigurations/{config['name']}"
+                    held[address] = (
+                        config.get("id") or f"{nic['id']}/ipConfigurations/{config['name']}"
+                    )
         return held
 
     def ip_holder(self, ip: str) -> str | None:
@@ -284,13 +300,21 @@ class NetworkService:
             if config.get("properties", {}).get("subnet", {}).get("id", "").lower() == subnet_id
         ]
         etag = self.state.vnet_etags[vnet.name.lower()]
-        return subnet_json(self.state.topology, ids, vnet.name, subnet.name, subnet.prefix, users, etag)
+        return subnet_json(
+            self.state.topology, ids, vnet.name, subnet.name, subnet.prefix, users, etag
+        )
 
     def get_vnet(self, name: str) -> dict[str, Any]:
         """VNet ``name`` with its subnets. Raises ArmError 404."""
         vnet = self._vnet_spec(name)
         subnets = [self._subnet_json(vnet, s) for s in vnet.subnets]
-        return vnet_json(self.state.topology, self.state.ids, vnet.name, subnets, self.state.vnet_etags[vnet.name.lower()])
+        return vnet_json(
+            self.state.topology,
+            self.state.ids,
+            vnet.name,
+            subnets,
+            self.state.vnet_etags[vnet.name.lower()],
+        )
 
     def list_vnets(self) -> list[dict[str, Any]]:
         """All VNets."""
@@ -321,7 +345,9 @@ class NetworkService:
         try:
             address = ipaddress.ip_address(ip)
         except ValueError:
-            raise ArmError(400, "PrivateIPAddressInvalid", f"Private IP address {ip} is not valid.") from None
+            raise ArmError(
+                400, "PrivateIPAddressInvalid", f"Private IP address {ip} is not valid."
+            ) from None
         subnet = next(
             (s for s in vnet.subnets if address in subnet_network(s.prefix)),
             None,

@@ -84,10 +84,13 @@ class ResourceIds:
 
     def operation(self, location: str, operation_id: str) -> str:
         """Path of a network async operation (polled via ``Azure-AsyncOperation``)."""
-        return f"{self.subscription}/providers/Microsoft.Network/locations/{location}/operations/{operation_id}"
+        provider = f"{self.subscription}/providers/Microsoft.Network"
+        return f"{provider}/locations/{location}/operations/{operation_id}"
 
 
-def initial_nic(topology: Topology, ids: ResourceIds, vm: VmSpec, nic: NicSpec, primary: bool) -> dict[str, Any]:
+def initial_nic(
+    topology: Topology, ids: ResourceIds, vm: VmSpec, nic: NicSpec, primary: bool
+) -> dict[str, Any]:
     """A NIC as ARM would return it right after the topology was deployed."""
     etag = new_etag()
     nic_id = ids.nic(nic.name)
@@ -151,7 +154,13 @@ def initial_nic(topology: Topology, ids: ResourceIds, vm: VmSpec, nic: NicSpec, 
 
 
 def subnet_json(
-    topology: Topology, ids: ResourceIds, vnet: str, name: str, prefix: str, ipconfig_ids: Iterable[str], etag: str
+    topology: Topology,
+    ids: ResourceIds,
+    vnet: str,
+    name: str,
+    prefix: str,
+    ipconfig_ids: Iterable[str],
+    etag: str,
 ) -> dict[str, Any]:
     """A subnet, listing the ip-configurations that use it (as ARM does)."""
     props: dict[str, Any] = {
@@ -173,7 +182,9 @@ def subnet_json(
     }
 
 
-def vnet_json(topology: Topology, ids: ResourceIds, name: str, subnets: list[dict[str, Any]], etag: str) -> dict[str, Any]:
+def vnet_json(
+    topology: Topology, ids: ResourceIds, name: str, subnets: list[dict[str, Any]], etag: str
+) -> dict[str, Any]:
     """A virtual network with its subnets."""
     vnet = next(v for v in topology.vnets if v.name.lower() == name.lower())
     return {
@@ -194,7 +205,9 @@ def vnet_json(topology: Topology, ids: ResourceIds, name: str, subnets: list[dic
     }
 
 
-def vm_json(topology: Topology, ids: ResourceIds, vm: VmSpec, identity_enabled: bool) -> dict[str, Any]:
+def vm_json(
+    topology: Topology, ids: ResourceIds, vm: VmSpec, identity_enabled: bool
+) -> dict[str, Any]:
     """A virtual machine (Microsoft.Compute) with its identity and NIC references."""
     resource: dict[str, Any] = {
         "name": vm.name,
@@ -211,7 +224,11 @@ def vm_json(topology: Topology, ids: ResourceIds, vm: VmSpec, identity_enabled: 
                     "sku": "8-lvm-gen2",
                     "version": "latest",
                 },
-                "osDisk": {"osType": "Linux", "name": f"{vm.name}_OsDisk_1", "createOption": "FromImage"},
+                "osDisk": {
+                    "osType": "Linux",
+                    "name": f"{vm.name}_OsDisk_1",
+                    "createOption": "FromImage",
+                },
                 "dataDisks": [],
             },
             "osProfile": {

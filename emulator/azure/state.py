@@ -7,6 +7,7 @@ a file.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -36,6 +37,9 @@ class AzureState:
         self.operations: OrderedDict[str, Operation] = OrderedDict()
         self.identity_enabled: dict[str, bool] = {}
         self.vnet_etags: dict[str, str] = {}
+        # ip-configurations as last applied to the host (what IMDS shows): a NIC that is
+        # still Updating, or whose update Failed, keeps showing the previous ones.
+        self.applied: dict[str, list[dict[str, Any]]] = {}
         self.reset()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -45,7 +49,10 @@ class AzureState:
         self.nics = {}
         for vm in self.topology.vms:
             for index, nic in enumerate(vm.nics):
-                self.nics[nic.name.lower()] = initial_nic(self.topology, self.ids, vm, nic, index == 0)
+                self.nics[nic.name.lower()] = initial_nic(
+                    self.topology, self.ids, vm, nic, index == 0
+                )
+        self.applied = {key: _configs(nic) for key, nic in self.nics.items()}
         self.pending = {}
         self.operations = OrderedDict()
         self.identity_enabled = {vm.name.lower(): vm.identity_enabled for vm in self.topology.vms}
@@ -64,6 +71,7 @@ class AzureState:
                 (op["id"], Operation.from_dict(op)) for op in raw.get("operations", [])
             )
             state.identity_enabled.update(raw.get("identity_enabled", {}))
+            state.applied = raw.get("applied") or {k: _configs(n) for k, n in state.nics.items()}
             state.settle(time.time())
             return state
         state = cls(topology, directory)
@@ -80,6 +88,7 @@ class AzureState:
             "pending": self.pending,
             "operations": [op.to_dict() for op in self.operations.values()],
             "identity_enabled": self.identity_enabled,
+            "applied": self.applied,
         }
         path = self.directory / _STATE_FILE
         tmp = path.with_name(f".{_STATE_FILE}.{os.getpid()}.tmp")
@@ -112,10 +121,16 @@ class AzureState:
                 # The network RP writes the resource again when provisioning ends,
                 # so the etag a client saw during the update is stale afterwards.
                 set_provisioning_state(nic, operation.status, new_etag())
+                if operation.status == "Succeeded":
+                    self.applied[nic_key] = _configs(nic)
             changed = True
         if changed:
             self.save()
         return changed
+
+    def settle_now(self) -> bool:
+        """``settle`` at the current wall-clock time."""
+        return self.settle(time.time())
 
     # -- identities ------------------------------------------------------------------
 
@@ -123,6 +138,10 @@ class AzureState:
         """Turn a VM's system-assigned identity on or off."""
         self.identity_enabled[vm_name.lower()] = enabled
         self.save()
+
+
+def _configs(nic: dict[str, Any]) -> list[dict[str, Any]]:
+    return copy.deepcopy(nic["properties"].get("ipConfigurations", []))
 
 
 def set_provisioning_state(nic: dict[str, Any], state: str, etag: str) -> None:

@@ -163,7 +163,9 @@ class TokenIssuer:
             return f"{header}.{payload}."
         if mode == "bad-signature":
             other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            return jwt.encode(claims, other, algorithm="RS256", headers={"kid": self.kid, "x5t": self.kid})
+            return jwt.encode(
+                claims, other, algorithm="RS256", headers={"kid": self.kid, "x5t": self.kid}
+            )
         raise ValueError(f"unknown forge mode {mode!r}")
 
     # -- publishing ----------------------------------------------------------------------
@@ -196,11 +198,28 @@ class TokenIssuer:
             "token_endpoint": f"{tenant}/oauth2/token",
             "authorization_endpoint": f"{tenant}/oauth2/authorize",
             "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
-            "response_types_supported": ["code", "id_token", "code id_token", "token id_token", "token"],
+            "response_types_supported": [
+                "code",
+                "id_token",
+                "code id_token",
+                "token id_token",
+                "token",
+            ],
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "scopes_supported": ["openid"],
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "oid", "tid", "appid", "ver"],
+            "claims_supported": [
+                "sub",
+                "iss",
+                "aud",
+                "exp",
+                "iat",
+                "nbf",
+                "oid",
+                "tid",
+                "appid",
+                "ver",
+            ],
             "tenant_region_scope": "NA",
             "cloud_instance_name": "microsoftonline.com",
         }
@@ -219,22 +238,34 @@ class TokenIssuer:
                 "The access token is invalid: its signature algorithm is not supported.",
             )
         if header.get("kid") != self.kid:
-            raise TokenError("InvalidAuthenticationToken", "The access token has an unknown signing key.")
+            raise TokenError(
+                "InvalidAuthenticationToken", "The access token has an unknown signing key."
+            )
         try:
             claims = jwt.decode(
                 token,
                 self._key.public_key(),
                 algorithms=["RS256"],
-                options={"verify_aud": False, "verify_exp": False, "verify_iat": False, "verify_nbf": False},
+                options={
+                    "verify_aud": False,
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
         except jwt.PyJWTError:
-            raise TokenError("InvalidAuthenticationToken", "The access token has an invalid signature.") from None
+            raise TokenError(
+                "InvalidAuthenticationToken", "The access token has an invalid signature."
+            ) from None
         issuer = claims.get("iss")
-        if issuer != self.issuer and not (isinstance(issuer, str) and self._issuer_pattern.match(issuer)):
+        if issuer != self.issuer and not (
+            isinstance(issuer, str) and self._issuer_pattern.match(issuer)
+        ):
             raise TokenError(
                 "InvalidAuthenticationTokenTenant",
                 f"The access token is from the wrong issuer '{issuer}'. It must match the tenant "
-                f"'{self.issuer}' associated with this subscription. Please use the authority (URL) "
+                f"'{self.issuer}' associated with this subscription. "
+                "Please use the authority (URL) "
                 f"'{self.issuer}' to get the token. Note, if the subscription is transferred to "
                 "another tenant there is no impact to the services, but information about new "
                 "tenant could take time to propagate (up to an hour). If you just transferred your "
@@ -282,7 +313,9 @@ def _load_or_create_key(directory: Path | None) -> rsa.RSAPrivateKey:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     if path is not None:
         pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(pem)
@@ -292,14 +325,18 @@ def _load_or_create_key(directory: Path | None) -> rsa.RSAPrivateKey:
 
 
 def _self_signed(key: rsa.RSAPrivateKey) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "accounts.accesscontrol.windows.net")])
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "accounts.accesscontrol.windows.net")]
+    )
     now = dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
-        .serial_number(int(uuid.uuid5(uuid.NAMESPACE_OID, str(key.public_key().public_numbers().n)).int >> 64))
+        .serial_number(
+            int(uuid.uuid5(uuid.NAMESPACE_OID, str(key.public_key().public_numbers().n)).int >> 64)
+        )
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=365 * 5))
         .sign(key, hashes.SHA256())

@@ -228,7 +228,12 @@ def seed_topology_dict() -> dict[str, Any]:
                 "name": "cluster1",
                 "members": ["server01", "server02"],
                 "secondary_ips": [
-                    {"ip": "10.5.0.110", "ipconfig": "ipconfig2", "vnet": "Vnet1", "subnet": "Vnet1-1"}
+                    {
+                        "ip": "10.5.0.110",
+                        "ipconfig": "ipconfig2",
+                        "vnet": "Vnet1",
+                        "subnet": "Vnet1-1",
+                    }
                 ],
             }
         ],
@@ -281,7 +286,12 @@ def scale_topology_dict(clusters: int) -> dict[str, Any]:
                 "name": f"cluster{i:04d}",
                 "members": members,
                 "secondary_ips": [
-                    {"ip": str(secondary), "ipconfig": "ipconfig2", "vnet": "Vnet1", "subnet": "Vnet1-1"}
+                    {
+                        "ip": str(secondary),
+                        "ipconfig": "ipconfig2",
+                        "vnet": "Vnet1",
+                        "subnet": "Vnet1-1",
+                    }
                 ],
             }
         )
@@ -398,5 +408,7 @@ def _check(topology: Topology) -> None:
             seen_nics.add(nic.name.lower())
             for config in nic.ip_configurations:
                 if (config.vnet.lower(), config.subnet.lower()) not in subnets:
-                    raise ValueError(f"NIC {nic.name}: unknown subnet {config.vnet}/{config.subnet}")
+                    raise ValueError(
+                        f"NIC {nic.name}: unknown subnet {config.vnet}/{config.subnet}"
+                    )
                 ipaddress.ip_address(config.private_ip)
