@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import traceback
@@ -71,10 +72,19 @@ class ActivityRunner:
                 value = function.handler(**kwargs)
             encoded = converter.encode(value, expected_type=None)
         except Exception as exc:
-            # The worker reports the exception message; the extension puts it in
-            # TaskFailed.Reason and the stack in Details.
-            reason = f"Activity function '{item.name}' failed: {exc}"
-            return _failed(item, reason, "".join(traceback.format_exception(exc)))
+            # The worker reports "Type: message"; the extension makes it the
+            # TaskFailed reason (after a space) and serializes the .NET
+            # exception that wraps it into Details.
+            message = f" {type(exc).__name__}: {exc}"
+            details = json.dumps(
+                {
+                    "$type": "System.Exception, System.Private.CoreLib",
+                    "ClassName": "System.Exception",
+                    "Message": message,
+                    "StackTraceString": "".join(traceback.format_exception(exc)),
+                }
+            )
+            return _failed(item, f"Activity function '{item.name}' failed: {message}", details)
         return event(
             EventType.TASK_COMPLETED,
             utc_now(),

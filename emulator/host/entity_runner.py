@@ -4,7 +4,7 @@ The host sends ``{"self": {"name", "key"}, "state", "exists", "batch": [{"name",
 "input"}]}`` and gets back ``{"entityExists", "entityState", "results": [{"isError",
 "result", "duration", "startTime"}], "signals"}``. Each result of a call (not a
 signal) goes back to the calling orchestration as an ``EventRaised`` named by the
-request id, carrying the response message ``{"result"[, "exceptionType"]}``.
+request id, carrying the response message ``{"result"[, "exceptionType": "Error"]}``.
 """
 
 from __future__ import annotations
@@ -55,9 +55,15 @@ class EntityRunner:
             results = [{"isError": True, "result": json.dumps(error)} for _ in requests]
         else:
             # The extension hands each operation's serialized input over as a JSON
-            # string (so the SDK decodes twice: json.loads, then df_loads).
+            # string (so the SDK decodes twice: json.loads, then df_loads); an
+            # operation without input gets null, as in Azure.
             batch = [
-                {"name": r["op"], "input": json.dumps(r.get("input") or "null")} for r in requests
+                {
+                    "name": r["op"],
+                    "input": None if r.get("input") is None else json.dumps(r["input"]),
+                    "isSignal": bool(r.get("signal")),
+                }
+                for r in requests
             ]
             context = {
                 "self": {"name": name, "key": key},
@@ -82,7 +88,7 @@ class EntityRunner:
                 continue
             response: dict[str, Any] = {"result": result.get("result")}
             if result.get("isError"):
-                response["exceptionType"] = "System.Exception"
+                response["exceptionType"] = "Error"
             commit.new_messages.append(
                 (
                     request["parent"],

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .app_loader import FunctionCatalog
 from .dispatcher import Dispatcher
 from .entity_runner import split_entity_id
 from .history import EventType, event, utc_now
@@ -30,6 +31,7 @@ __all__ = ["HubSettings", "ManagementApi"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 RUNNING_STATES = frozenset({"Pending", "Running"})
+MAX_INSTANCE_ID_LENGTH = 256
 
 
 class HubSettings:
@@ -49,11 +51,13 @@ class ManagementApi:
     def __init__(
         self,
         store: DurableStore,
+        catalog: FunctionCatalog,
         dispatcher: Dispatcher,
         hub: HubSettings,
         urls: Callable[[str], dict[str, str]],
     ) -> None:
         self._store = store
+        self._catalog = catalog
         self._dispatcher = dispatcher
         self._hub = hub
         self._urls = urls
@@ -88,33 +92,56 @@ class ManagementApi:
     # -- orchestrations -----------------------------------------------------
 
     async def start(self, request: web.Request) -> web.Response:
-        """Start an orchestration: 202 with the status payload; 409 if the id is taken."""
+        """Start an orchestration: 202 with the status payload.
+
+        As in the extension: 400 for an unknown orchestrator or a bad instance
+        id, 500 (``OrchestrationAlreadyExistsException``) when the id belongs to
+        an instance in a state that may not be overridden.
+        """
         name = request.match_info["name"]
+        if self._catalog.orchestrator(name) is None:
+            known = ", ".join(f"'{n}'" for n in sorted(self._catalog.orchestrators))
+            return _error(
+                400,
+                f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator "
+                f"function. Additional info: The following are the known orchestrator "
+                f"functions: {known}.",
+                "System.ArgumentException",
+            )
         instance_id = request.match_info.get("instance_id") or uuid.uuid4().hex
-        if any(c in instance_id for c in "/\\#?") or not instance_id.strip():
-            return _error(400, f"Instance ID '{instance_id}' contains invalid characters.")
+        problem = instance_id_problem(instance_id)
+        if problem:
+            return _error(400, problem, "System.ArgumentException")
         try:
             input_json = _serialized_input(await request.read())
         except ValueError as exc:
-            return _error(400, str(exc))
+            return _error(400, str(exc), "System.ArgumentException")
         record = new_instance_record(instance_id, name, input_json)
         created = self._store.create_instance(
             record, execution_started_event(record), self._hub.overridable
         )
         if not created:
+            existing = self._store.get_instance(instance_id)
+            status = existing.runtime_status if existing else "Running"
             return _error(
-                409,
-                f"An Orchestration instance with the ID '{instance_id}' already exists.",
+                500,
+                f"An Orchestration instance with the status {status} already exists.",
+                "DurableTask.AzureStorage.Storage.OrchestrationAlreadyExistsException",
             )
         self._dispatcher.notify()
-        body = self._urls(instance_id)
-        return web.json_response(body, status=202, headers={"Location": body["statusQueryGetUri"]})
+        urls = self._urls(instance_id)
+        body = {k: v for k, v in urls.items() if k != "rewindPostUri"}
+        return web.json_response(
+            body,
+            status=202,
+            headers={"Location": urls["statusQueryGetUri"], "Retry-After": "10"},
+        )
 
     async def get_status(self, request: web.Request) -> web.Response:
         """Status of one instance: 202 while running, 200 when ended, 404 when unknown."""
         instance = self._store.get_instance(request.match_info["instance_id"])
         if instance is None:
-            return web.json_response(None, status=404)
+            return web.Response(status=404)
         q = request.query
         body = self._status_body(
             instance,
@@ -129,8 +156,8 @@ class ManagementApi:
             status = 500
         headers = {}
         if status == 202:
-            headers["Location"] = self._urls(instance.instance_id)["statusQueryGetUri"]
-            headers["Retry-After"] = "10"
+            headers["Location"] = str(request.url)
+            headers["Retry-After"] = "5"
         return web.json_response(body, status=status, headers=headers)
 
     async def list_instances(self, request: web.Request) -> web.Response:
@@ -150,45 +177,55 @@ class ManagementApi:
                 continue
             if created_to and instance.created_time > created_to:
                 continue
-            found.append(self._status_body(instance, show_input=_flag(q.get("showInput"))))
+            found.append(
+                self._status_body(instance, show_input=_flag(q.get("showInput"), default=True))
+            )
         return web.json_response(found)
 
     async def raise_event(self, request: web.Request) -> web.Response:
-        """Queue an external event: 202; 404 unknown instance; 410 instance ended."""
+        """Queue an external event: 202; 404 unknown instance; 410 instance ended.
+
+        The event's data is the request body as JSON, unwrapped no further: the
+        Python client double-encodes it, so orchestrators get a string, as in
+        Azure (azure-functions-durable-python issue #295).
+        """
         instance = self._store.get_instance(request.match_info["instance_id"])
         if instance is None:
-            return web.json_response(None, status=404)
+            return web.Response(status=404)
         if instance.runtime_status in FINISHED_STATES:
-            return web.json_response(None, status=410)
-        try:
-            payload = _serialized_input(await request.read())
-        except ValueError:
+            return web.Response(status=410)
+        if request.content_type != "application/json":
             return _error(400, "Only application/json request content is supported")
+        raw = await request.read()
+        try:
+            payload = json.dumps(json.loads(raw)) if raw.strip() else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "Invalid JSON content", "System.ArgumentException")
         body = event(
             EventType.EVENT_RAISED, utc_now(), Name=request.match_info["event"], Input=payload
         )
         self._store.enqueue_message(instance.instance_id, body)
         self._dispatcher.notify()
-        return web.json_response(None, status=202)
+        return web.Response(status=202)
 
     async def terminate(self, request: web.Request) -> web.Response:
         """Terminate: 202; 404 unknown instance; 410 instance already ended."""
         instance = self._store.get_instance(request.match_info["instance_id"])
         if instance is None:
-            return web.json_response(None, status=404)
+            return web.Response(status=404)
         if instance.runtime_status in FINISHED_STATES:
-            return web.json_response(None, status=410)
+            return web.Response(status=410)
         reason = request.query.get("reason", "")
         body = event(EventType.EXECUTION_TERMINATED, utc_now(), Input=reason)
         self._store.enqueue_message(instance.instance_id, body)
         self._dispatcher.notify()
-        return web.json_response(None, status=202)
+        return web.Response(status=202)
 
     async def purge(self, request: web.Request) -> web.Response:
         """Delete an ended instance and its history: 200 with the count, 404 otherwise."""
         deleted = self._store.purge_instance(request.match_info["instance_id"])
         if not deleted:
-            return web.json_response(None, status=404)
+            return web.Response(status=404)
         return web.json_response({"instancesDeleted": deleted})
 
     async def not_supported(self, request: web.Request) -> web.Response:
@@ -203,7 +240,7 @@ class ManagementApi:
         entity_id = _entity_id(request)
         exists, state = self._store.get_entity_state(entity_id)
         if not exists:
-            return web.json_response(None, status=404)
+            return web.Response(status=404)
         return web.json_response(json.loads(state) if state is not None else None)
 
     async def signal_entity(self, request: web.Request) -> web.Response:
@@ -228,7 +265,7 @@ class ManagementApi:
         }
         self._store.enqueue_message(entity_id, message)
         self._dispatcher.notify()
-        return web.json_response(None, status=202)
+        return web.Response(status=202)
 
     # -- bodies ---------------------------------------------------------------
 
@@ -323,5 +360,27 @@ def _entity_id(request: web.Request) -> str:
     return f"@{request.match_info['name'].lower()}@{request.match_info['key']}"
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"Message": message, "ExceptionMessage": message}, status=status)
+def instance_id_problem(instance_id: str) -> str | None:
+    """Why the extension would refuse this instance id, or None."""
+    if not instance_id.strip():
+        return "Instance ID must not be empty."
+    if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
+        return f"Instance ID must not exceed {MAX_INSTANCE_ID_LENGTH} characters."
+    if instance_id.startswith("@"):
+        return f"Orchestration instance ids must not start with @ ('{instance_id}')."
+    if any(c in instance_id for c in "/\\?#") or any(ord(c) < 32 for c in instance_id):
+        return f"Instance ID '{instance_id}' contains invalid characters."
+    return None
+
+
+def _error(status: int, detail: str, exception_type: str = "System.Exception") -> web.Response:
+    """The extension's error body: a generic message plus the exception's."""
+    message = (
+        "One or more of the arguments submitted is incorrect"
+        if status == 400
+        else "Something went wrong while processing your request"
+    )
+    if status == 501:
+        message = detail
+    body = {"Message": message, "ExceptionMessage": detail, "ExceptionType": exception_type}
+    return web.json_response(body, status=status)

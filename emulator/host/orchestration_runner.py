@@ -35,10 +35,17 @@ log = logging.getLogger("emulator.host.orchestration")
 
 FINISHED_STATES = frozenset({"Completed", "Failed", "Terminated"})
 
-# Replay schema the host offers: V3 (2) is what current extensions send; the
-# SDK answers with one flat action list. Long timers are not split, since no
-# maximumShortTimerDuration is sent (as with backends other than Azure Storage).
-UPPER_SCHEMA_VERSION = 2
+# What the extension (2.x, Azure Storage backend) puts in the orchestrator's
+# context besides history and input: schema V2 plus V3 as "new" (so the SDK
+# answers with one list of every action so far), and the storage provider's
+# timer limits (timers longer than 6 days are split into 3-day timers).
+CONTEXT_SETTINGS: dict[str, Any] = {
+    "upperSchemaVersion": 1,
+    "upperSchemaVersionNew": 2,
+    "maximumShortTimerDuration": "6.00:00:00",
+    "longRunningTimerIntervalDuration": "3.00:00:00",
+    "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
+}
 
 _SUPPORTED = frozenset(ActionType) - {ActionType.CALL_HTTP}
 
@@ -168,7 +175,8 @@ class OrchestrationRunner:
         commit.instance = instance
 
         if answer.error is not None:
-            self._finish(instance, "Failed", answer.error, episode_events, commit)
+            reason = f"Orchestrator function '{instance.name}' failed: {answer.error}"
+            self._finish(instance, "Failed", reason, episode_events, commit)
         elif continue_as_new is not None:
             self._continue_as_new(instance, continue_as_new, commit)
             return commit
@@ -203,7 +211,7 @@ class OrchestrationRunner:
             "instanceId": instance.instance_id,
             "isReplaying": bool(history),
             "parentInstanceId": instance.parent_instance_id,
-            "upperSchemaVersion": UPPER_SCHEMA_VERSION,
+            **CONTEXT_SETTINGS,
         }
         binding = meta.get_binding_registry().get("orchestrationTrigger")
         trigger = binding.decode(
@@ -257,7 +265,8 @@ class OrchestrationRunner:
                 "kind": "suborchestration",
                 "name": action["functionName"],
                 "input": action.get("input"),
-                "instance_id": action.get("instanceId") or uuid.uuid4().hex,
+                # DTFx names an unnamed sub-orchestration "{parentExecutionId}:{taskId}".
+                "instance_id": action.get("instanceId") or f"{instance.execution_id}:{task_id}",
                 "retry": action.get("retryOptions"),
                 "attempt": 1,
                 "first_attempt": now.timestamp(),
@@ -369,7 +378,9 @@ class OrchestrationRunner:
             if not failed or not failed.get("retry"):
                 return
             timer_id = state.take_id()
-            delay_ms = _retry_delay_ms(failed["retry"], failed["attempt"])
+            # After the last attempt DTFx still creates a (due now) timer, for back-compat.
+            last = failed["attempt"] >= int(failed["retry"]["maxNumberOfAttempts"])
+            delay_ms = 0.0 if last else _retry_delay_ms(failed["retry"], failed["attempt"])
             fire_at = now + dt.timedelta(milliseconds=delay_ms)
             state.tasks[str(timer_id)] = {
                 "kind": "retry_timer",
@@ -429,7 +440,7 @@ class OrchestrationRunner:
             )
         else:
             # The status API shows a failed orchestration's reason as its output.
-            instance.output = json.dumps(output)
+            instance.output = output
             episode_events.append(
                 event(
                     EventType.EXECUTION_COMPLETED,

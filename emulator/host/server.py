@@ -63,7 +63,9 @@ class LocalHost:
 
     async def start(self) -> None:
         """Bind both ports and start the dispatcher."""
-        api = ManagementApi(self.store, self.dispatcher, self.hub, self.management_urls)
+        api = ManagementApi(
+            self.store, self.catalog, self.dispatcher, self.hub, self.management_urls
+        )
 
         public = web.Application(client_max_size=MAX_REQUEST_BYTES)
         api.add_routes(public, WEBHOOK_PREFIX, guard=self._system_key_guard)

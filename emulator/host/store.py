@@ -223,12 +223,15 @@ class DurableStore:
         return True
 
     def purge_instance(self, instance_id: str) -> int:
-        """Delete a finished instance with its history; return how many were deleted."""
+        """Delete an instance with its history and queues; return how many were deleted.
+
+        Like the Azure Storage backend, this does not check the instance's status.
+        """
         with self._transaction() as db:
             row = db.execute(
                 "SELECT runtime_status FROM instances WHERE instance_id = ?", (instance_id,)
             ).fetchone()
-            if row is None or row["runtime_status"] in ("Running", "Pending"):
+            if row is None:
                 return 0
             self._delete_instance_rows(db, instance_id)
         return 1

@@ -58,16 +58,34 @@ def test_exception_in_a_function_is_a_500_with_empty_body(host: HostClient) -> N
     assert r.status_code == 500 and r.content == b""
 
 
-def test_start_with_an_id_already_running_is_409(host: HostClient) -> None:
+def test_start_with_an_id_already_running_is_refused_like_azure_storage(
+    host: HostClient,
+) -> None:
     instance_id = f"dup-{uuid.uuid4().hex}"
     spec = {"sleep": 30, "timeout": 30}
     r1 = requests.post(f"{host.rpc}orchestrators/timer_then_event/{instance_id}", json=spec)
     assert r1.status_code == 202
     assert r1.json()["id"] == instance_id
     assert r1.headers["Location"] == r1.json()["statusQueryGetUri"]
+    # The extension answers 500 with OrchestrationAlreadyExistsException, not 409.
     r2 = requests.post(f"{host.rpc}orchestrators/timer_then_event/{instance_id}", json=spec)
-    assert r2.status_code == 409
+    assert r2.status_code == 500
+    assert "already exists" in r2.json()["ExceptionMessage"]
+    assert r2.json()["ExceptionType"].endswith("OrchestrationAlreadyExistsException")
     requests.post(f"{host.rpc}instances/{instance_id}/terminate", params={"reason": "done"})
+
+
+def test_start_of_an_unknown_orchestrator_is_400_and_creates_nothing(host: HostClient) -> None:
+    r = requests.post(f"{host.rpc}orchestrators/no_such_thing/x-{uuid.uuid4().hex}", json=None)
+    assert r.status_code == 400
+    assert "'no_such_thing' doesn't exist" in r.json()["ExceptionMessage"]
+    assert host.status(r.url.rsplit("/", 1)[-1]).status_code == 404
+
+
+def test_start_with_an_invalid_instance_id_is_400(host: HostClient) -> None:
+    for bad in ("@entity", "x" * 257):
+        r = requests.post(f"{host.rpc}orchestrators/sequence/{bad}", json=["a"])
+        assert r.status_code == 400, bad
 
 
 def test_start_over_a_finished_instance_replaces_it(host: HostClient) -> None:
@@ -110,6 +128,17 @@ def test_raise_event_and_terminate_on_unknown_instance_are_404(host: HostClient)
     missing = f"missing-{uuid.uuid4().hex}"
     assert requests.post(f"{host.rpc}instances/{missing}/raiseEvent/e", json=1).status_code == 404
     assert requests.post(f"{host.rpc}instances/{missing}/terminate").status_code == 404
+
+
+def test_raise_event_needs_json_content(host: HostClient) -> None:
+    started = host.start("timer_then_event", {"sleep": 30, "timeout": 30})
+    r = requests.post(
+        f"{host.rpc}instances/{started['id']}/raiseEvent/approve",
+        data=b"yes",
+        headers={"Content-Type": "text/plain"},
+    )
+    assert r.status_code == 400
+    requests.post(f"{host.rpc}instances/{started['id']}/terminate")
 
 
 def test_raise_event_with_malformed_json_is_400(host: HostClient) -> None:

@@ -49,6 +49,16 @@ async def run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> f
     )
 
 
+@bp.route(route="raise/{id}/{event}", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def raise_event(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """Raise an event through the SDK client."""
+    await client.raise_event(req.route_params["id"], req.route_params["event"], req.get_json())
+    return func.HttpResponse(status_code=202)
+
+
 @bp.route(route="echo/{a}/{b?}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def echo(req: func.HttpRequest) -> func.HttpResponse:
     """Echo what the host handed to the function."""
