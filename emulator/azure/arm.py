@@ -25,7 +25,7 @@ from .requestlog import RequestRecord
 from .resources import resource_group_json, subscription_json, vm_json
 from .tokens import ARM_AUDIENCES, TokenError
 
-__all__ = ["add_arm_routes", "format_seconds"]
+__all__ = ["add_arm_routes", "retry_after_headers"]
 
 _SUB = r"^/subscriptions/(?P<sub>[^/]+)"
 _RG = _SUB + r"/resourcegroups/(?P<rg>[^/]+)"
@@ -34,9 +34,15 @@ _COMPUTE = _RG + r"/providers/microsoft\.compute"
 _AUTHORIZATION_URI = "https://login.windows.net/"
 
 
-def format_seconds(value: float) -> str:
-    """A Retry-After value: an integer when whole; fractions are an emulator extension."""
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+def retry_after_headers(value: float) -> dict[str, str]:
+    """``Retry-After: N`` for whole seconds; for fractions ``retry-after-ms`` instead.
+
+    HTTP and the SDK (which parses Retry-After of a 201 as int) need whole seconds;
+    azure-core also honours ``retry-after-ms``, which lets tests poll faster than 1 s.
+    """
+    if float(value).is_integer():
+        return {"Retry-After": str(int(value))}
+    return {"retry-after-ms": str(round(value * 1000))}
 
 
 @dataclass
@@ -182,7 +188,7 @@ async def put_nic(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     headers = {
         "Azure-AsyncOperation": emu.network.operation_url(result.operation, call.api_version),
         "Azure-AsyncNotification": "Enabled",
-        "Retry-After": format_seconds(emu.settings.retry_after),
+        **retry_after_headers(emu.settings.retry_after),
     }
     return _json(result.resource, status=201 if result.created else 200, headers=headers)
 
@@ -195,7 +201,7 @@ async def get_operation(emu: Emulator, call: ArmCall) -> web.StreamResponse:
         raise ArmError(404, "OperationNotFound", f"Operation {call.params['op']} was not found.")
     headers = {}
     if not operation.finished:
-        headers["Retry-After"] = format_seconds(emu.settings.retry_after)
+        headers.update(retry_after_headers(emu.settings.retry_after))
     return _json(operation.body(), headers=headers)
 
 
@@ -392,7 +398,7 @@ async def _run_pipeline(
         elif rule.action == "error":
             headers = {}
             if rule.retry_after is not None:
-                headers["Retry-After"] = format_seconds(rule.retry_after)
+                headers.update(retry_after_headers(rule.retry_after))
             raise ArmError(
                 rule.status, rule.code, rule.message or "Injected fault.", headers=headers
             )

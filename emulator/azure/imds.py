@@ -16,18 +16,44 @@ from typing import Any
 
 from aiohttp import web
 
-from .arm import format_seconds
+from .arm import retry_after_headers
 from .core import Emulator
 from .requestlog import RequestRecord
 
 __all__ = ["build_identity_app", "build_imds_app"]
 
-IMDS_VERSIONS = (
-    "2017-03-01 2017-04-02 2017-08-01 2017-10-01 2017-12-01 2018-02-01 2018-04-02 2018-10-01 "
-    "2019-02-01 2019-03-11 2019-04-30 2019-06-01 2019-06-04 2019-08-01 2019-08-15 2019-11-01 "
-    "2020-06-01 2020-07-15 2020-09-01 2020-10-01 2020-12-01 2021-01-01 2021-02-01 2021-03-01 "
-    "2021-05-01 2021-10-01 2021-11-01 2021-11-15 2021-12-13 2023-07-01"
-).split()
+IMDS_VERSIONS = [
+    "2017-03-01",
+    "2017-04-02",
+    "2017-08-01",
+    "2017-10-01",
+    "2017-12-01",
+    "2018-02-01",
+    "2018-04-02",
+    "2018-10-01",
+    "2019-02-01",
+    "2019-03-11",
+    "2019-04-30",
+    "2019-06-01",
+    "2019-06-04",
+    "2019-08-01",
+    "2019-08-15",
+    "2019-11-01",
+    "2020-06-01",
+    "2020-07-15",
+    "2020-09-01",
+    "2020-10-01",
+    "2020-12-01",
+    "2021-01-01",
+    "2021-02-01",
+    "2021-03-01",
+    "2021-05-01",
+    "2021-10-01",
+    "2021-11-01",
+    "2021-11-15",
+    "2021-12-13",
+    "2023-07-01",
+]
 _NEWEST = ["2023-07-01", "2021-12-13", "2021-11-15"]
 
 
@@ -149,9 +175,7 @@ def _fault_response(
         return web.Response(status=499)
     if rule.action == "delay":
         return rule
-    headers = (
-        {"Retry-After": format_seconds(rule.retry_after)} if rule.retry_after is not None else None
-    )
+    headers = retry_after_headers(rule.retry_after) if rule.retry_after is not None else None
     return _json(
         {
             "error": rule.code,
