@@ -73,7 +73,7 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     )
 
 
-# -- handlers --------------------------------------------------------------------------------
+# -- handlers ------------------------------------------------------------------------
 
 
 def _check_scope(emu: Emulator, call: ArmCall) -> None:
@@ -319,7 +319,7 @@ def _route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
     )
 
 
-# -- pipeline --------------------------------------------------------------------------------
+# -- pipeline ------------------------------------------------------------------------
 
 
 def _unauthorized(error: TokenError | None, missing: bool) -> ArmError:
@@ -388,7 +388,7 @@ async def _run_pipeline(
     principal, auth_error = _authenticate(emu, request, now)
     record.principal = principal
 
-    rule = emu.faults.take("arm", request.method, request.path_qs)
+    rule = emu.faults.take("arm", request.method, request.path)
     if rule is not None:
         record.fault = rule.action
         if rule.action == "drop":

@@ -126,7 +126,7 @@ class AzureControl:
             raise ControlError(f"{method} {path}: {response.status_code} {response.text}")
         return response.json()
 
-    # -- general -----------------------------------------------------------------------------
+    # -- general ----------------------------------------------------------------------
 
     def health(self) -> bool:
         """True when the emulator answers."""
@@ -152,7 +152,7 @@ class AzureControl:
         """Change settings, e.g. ``nic_update_seconds=0.5, retry_after=1, write_burst=3``."""
         return Settings(**self._call("PATCH", "/settings", changes))
 
-    # -- faults --------------------------------------------------------------------------------
+    # -- faults -----------------------------------------------------------------------
 
     def add_fault(self, **rule: Any) -> dict[str, Any]:
         """Add a raw fault rule (fields: see docs/local-azure.md); returns it with its id."""
@@ -263,7 +263,7 @@ class AzureControl:
         """Remove every fault rule."""
         self._call("DELETE", "/faults")
 
-    # -- log and counters -----------------------------------------------------------------------
+    # -- log and counters -------------------------------------------------------------
 
     def requests(
         self,
@@ -296,7 +296,7 @@ class AzureControl:
         """ARM reads, writes, throttled and failed requests per principal object id."""
         return {k: PrincipalCounters(**v) for k, v in self._call("GET", "/counters").items()}
 
-    # -- state ------------------------------------------------------------------------------------
+    # -- state ------------------------------------------------------------------------
 
     def nics(self) -> list[dict[str, Any]]:
         """Every NIC, raw ARM JSON."""
@@ -335,7 +335,7 @@ class AzureControl:
         body = {"principal": principal, "resource": resource, "claims": claims, "forge": forge}
         return str(self._call("POST", "/tokens", body)["access_token"])
 
-    # -- waiting ------------------------------------------------------------------------------------
+    # -- waiting ----------------------------------------------------------------------
 
     @staticmethod
     def wait_for(check: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.05) -> T:

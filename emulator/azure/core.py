@@ -61,7 +61,7 @@ class Emulator:
         self.network.base_url = base_url
         self.issuer.issuer = f"{base_url}/{self.topology.tenant_id}/"
 
-    # -- identities ----------------------------------------------------------------------
+    # -- identities -------------------------------------------------------------------
 
     def vm_principal(self, vm_name: str) -> Principal | None:
         """The system-assigned identity of VM ``vm_name`` (None if no such VM)."""
@@ -109,7 +109,7 @@ class Emulator:
             overrides,
         )
 
-    # -- control -------------------------------------------------------------------------
+    # -- control ----------------------------------------------------------------------
 
     def reset(
         self, *, state: bool = True, faults: bool = True, log: bool = True, settings: bool = True

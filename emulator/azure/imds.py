@@ -165,7 +165,7 @@ def compute_json(emu: Emulator, vm_name: str) -> dict[str, Any]:
 def _fault_response(
     emu: Emulator, request: web.Request, target: str, vm: str | None, record: RequestRecord
 ) -> Any:
-    rule = emu.faults.take(target, request.method, request.path_qs, vm)
+    rule = emu.faults.take(target, request.method, request.path, vm)
     if rule is None:
         return None
     record.fault = rule.action

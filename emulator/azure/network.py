@@ -51,7 +51,7 @@ class NetworkService:
         self.settings = settings
         self.base_url = ""  # set once the ARM server listens; used in error messages
 
-    # -- NICs --------------------------------------------------------------------------
+    # -- NICs -------------------------------------------------------------------------
 
     def get_nic(self, name: str) -> dict[str, Any]:
         """The NIC called ``name`` (case-insensitive). Raises ArmError 404."""
@@ -249,7 +249,7 @@ class NetworkService:
             resource["tags"] = dict(body["tags"])
         return resource
 
-    # -- addresses ---------------------------------------------------------------------
+    # -- addresses --------------------------------------------------------------------
 
     def subnets(self) -> dict[str, SubnetInfo]:
         """Every subnet, keyed by lower-case id."""
@@ -281,7 +281,7 @@ class NetworkService:
         config_id = self.holders().get(ip)
         return config_id.split("/ipConfigurations/")[0].rsplit("/", 1)[1] if config_id else None
 
-    # -- VNets ---------------------------------------------------------------------------
+    # -- VNets ------------------------------------------------------------------------
 
     def _vnet_spec(self, name: str) -> Any:
         topology = self.state.topology

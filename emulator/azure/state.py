@@ -42,7 +42,7 @@ class AzureState:
         self.applied: dict[str, list[dict[str, Any]]] = {}
         self.reset()
 
-    # -- lifecycle -------------------------------------------------------------------
+    # -- lifecycle --------------------------------------------------------------------
 
     def reset(self) -> None:
         """Back to the topology's initial state (NICs, identities, no operations)."""
@@ -95,7 +95,7 @@ class AzureState:
         tmp.write_text(json.dumps(raw, separators=(",", ":")), encoding="utf-8")
         os.replace(tmp, path)
 
-    # -- operations ------------------------------------------------------------------
+    # -- operations -------------------------------------------------------------------
 
     def start_operation(self, operation: Operation) -> None:
         """Record ``operation`` as the NIC's pending update."""
@@ -132,7 +132,7 @@ class AzureState:
         """``settle`` at the current wall-clock time."""
         return self.settle(time.time())
 
-    # -- identities ------------------------------------------------------------------
+    # -- identities -------------------------------------------------------------------
 
     def set_identity_enabled(self, vm_name: str, enabled: bool) -> None:
         """Turn a VM's system-assigned identity on or off."""

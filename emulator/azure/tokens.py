@@ -108,7 +108,7 @@ class TokenIssuer:
             r"^https://(127\.0\.0\.1|localhost):\d+/" + re.escape(tenant_id) + r"/$"
         )
 
-    # -- issuing -----------------------------------------------------------------------
+    # -- issuing ----------------------------------------------------------------------
 
     def issue(
         self,
@@ -168,7 +168,7 @@ class TokenIssuer:
             )
         raise ValueError(f"unknown forge mode {mode!r}")
 
-    # -- publishing ----------------------------------------------------------------------
+    # -- publishing -------------------------------------------------------------------
 
     def jwks(self) -> dict[str, Any]:
         """The JSON Web Key Set (one RSA key, with its self-signed certificate)."""
@@ -224,7 +224,7 @@ class TokenIssuer:
             "cloud_instance_name": "microsoftonline.com",
         }
 
-    # -- validating ----------------------------------------------------------------------
+    # -- validating -------------------------------------------------------------------
 
     def validate(self, token: str, audiences: frozenset[str], now: float) -> dict[str, Any]:
         """The claims of a valid token, else TokenError with ARM's code for the failure."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import time
 
 import pytest
@@ -95,7 +96,7 @@ def test_sdk_polls_at_the_pace_of_retry_after(
     # between polls (overriding its 30 s polling_interval).
     assert polls[0].time - put.time < 0.2
     assert 3 <= len(polls) <= 5
-    gaps = [b.time - a.time for a, b in zip(polls, polls[1:], strict=False)]
+    gaps = [b.time - a.time for a, b in itertools.pairwise(polls)]
     assert all(0.35 <= gap < 0.8 for gap in gaps), gaps
 
 
