@@ -60,7 +60,7 @@ class RunningEmulator:
         """Close every listener and connection, persist state."""
         for runner in self.runners:
             await runner.cleanup()
-        self.emulator.state.save()
+        self.emulator.state.flush()
 
 
 async def start_servers(

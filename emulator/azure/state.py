@@ -1,12 +1,14 @@
 """Mutable ARM state (NICs, operations, identity switches) and its file in the state dir.
 
-``state.json`` is rewritten atomically (temp file + rename) after every change, so
+``state.json`` is rewritten atomically (temp file + rename) after every change (coalesced
+to one write per 0.25 s for large topologies, see ``save``), so
 a restart with the same directory keeps NIC state, and a crash never leaves half
 a file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import os
@@ -23,6 +25,8 @@ __all__ = ["AzureState"]
 
 _STATE_FILE = "state.json"
 _MAX_OPERATIONS = 20000
+_SLOW_SAVE_SECONDS = 0.01
+_COALESCE_SECONDS = 0.25
 
 
 class AzureState:
@@ -40,6 +44,9 @@ class AzureState:
         # ip-configurations as last applied to the host (what IMDS shows): a NIC that is
         # still Updating, or whose update Failed, keeps showing the previous ones.
         self.applied: dict[str, list[dict[str, Any]]] = {}
+        self._last_save_seconds = 0.0
+        self._dirty = False
+        self._flush_handle: asyncio.TimerHandle | None = None
         self.reset()
 
     # -- lifecycle --------------------------------------------------------------------
@@ -79,9 +86,36 @@ class AzureState:
         return state
 
     def save(self) -> None:
-        """Write ``state.json`` atomically (no-op without a state directory)."""
+        """Persist the state: at once while a write is cheap, else coalesced (large topologies).
+
+        Writing a scale topology takes a few hundred ms; rewriting it on every NIC PUT
+        would throttle benchmarks. When the last write took longer than
+        ``_SLOW_SAVE_SECONDS``, writes are coalesced to one per ``_COALESCE_SECONDS``.
+        ``flush()`` (called on shutdown) writes anything pending.
+        """
         if self.directory is None:
             return
+        if self._last_save_seconds <= _SLOW_SAVE_SECONDS:
+            self.flush()
+            return
+        self._dirty = True
+        if self._flush_handle is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._flush_handle = loop.call_later(_COALESCE_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        """Write ``state.json`` atomically now (no-op without a state directory)."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._dirty = False
+        if self.directory is None:
+            return
+        started = time.perf_counter()
         raw = {
             "topology": self.topology.to_dict(),
             "nics": self.nics,
@@ -94,6 +128,7 @@ class AzureState:
         tmp = path.with_name(f".{_STATE_FILE}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(raw, separators=(",", ":")), encoding="utf-8")
         os.replace(tmp, path)
+        self._last_save_seconds = time.perf_counter() - started
 
     # -- operations -------------------------------------------------------------------
 
