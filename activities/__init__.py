@@ -1,0 +1,1 @@
+"""Activities: thin I/O wrappers around ARM's network API (azure-mgmt-network)."""

@@ -1,0 +1,310 @@
+"""HTTP API v1 (docs/api.md): queue moves, read requests, IP state and history, health.
+
+Routes are anonymous at the Functions level: every caller is authenticated
+here, from its bearer token, so that nodes need no function keys. Durable's
+own management URLs (which carry the system key) are never handed out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from activities.arm import map_sdk_error, network_client, nic_view
+from mover.access import AccessDenied, authorize_move, authorize_read_ip, is_operator
+from mover.config import ConfigError, MoverConfig, current_config
+from mover.intake import ApiError, build_move_request, parse_ip, parse_move_body, parse_request_id
+from mover.planning import find_ip_holders
+from mover.records import Action, MoveRequest, RequestStatus
+from mover.tokens import AuthenticationError, Caller
+from orchestrations.ip_entities import history_entity, lock_entity
+from orchestrations.move_ip import MOVE_IP
+
+from .status import record_of_instance, token_validator
+
+__all__ = ["bp"]
+
+log = logging.getLogger("mover.api")
+
+bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+Handler = Callable[[func.HttpRequest, df.DurableOrchestrationClient], Awaitable[func.HttpResponse]]
+
+
+@bp.route(route="v1/health", methods=["GET"])
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    """Liveness, and whether the configuration is valid."""
+    try:
+        current_config()
+    except ConfigError as exc:
+        return _error(503, "not_configured", str(exc))
+    return _json(200, {"status": "ok"})
+
+
+@bp.route(route="v1/ips/{ip}/acquire", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def acquire(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """Queue a move of the IP to the caller's NIC."""
+    return await _guarded(req, client, lambda r, c: _submit(r, c, Action.ACQUIRE))
+
+
+@bp.route(route="v1/ips/{ip}/release", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def release(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """Queue the removal of the IP from the caller's NIC."""
+    return await _guarded(req, client, lambda r, c: _submit(r, c, Action.RELEASE))
+
+
+@bp.route(route="v1/requests/{request_id}", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def get_request(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """A request's state, steps and error: for the VM that made it, and operators."""
+    return await _guarded(req, client, _read_request)
+
+
+@bp.route(route="v1/ips/{ip}", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def get_ip(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Who holds the IP per ARM, and its lock: holder and queue."""
+    return await _guarded(req, client, _read_ip)
+
+
+@bp.route(route="v1/ips/{ip}/history", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def get_history(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """The IP's audit records, newest first."""
+    return await _guarded(req, client, _read_history)
+
+
+# -- handlers -----------------------------------------------------------------
+
+
+async def _guarded(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, handler: Handler
+) -> func.HttpResponse:
+    """Turn refusals into JSON errors; nothing else escapes as a bare 500."""
+    try:
+        return await handler(req, client)
+    except (ApiError, AccessDenied) as exc:
+        return _error(exc.status, exc.code, exc.message)
+    except ConfigError as exc:
+        return _error(503, "not_configured", str(exc))
+    except AuthenticationError as exc:
+        log.info("refused %s %s: %s", req.method, req.url, exc)
+        return _error(401, "unauthenticated", str(exc), {"WWW-Authenticate": "Bearer"})
+
+
+def _authenticate(req: func.HttpRequest) -> tuple[MoverConfig, Caller]:
+    config = current_config()
+    caller = token_validator(config.auth).validate(req.headers.get("Authorization"))
+    return config, caller
+
+
+async def _submit(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, action: Action
+) -> func.HttpResponse:
+    config, caller = _authenticate(req)
+    ip = parse_ip(req.route_params["ip"])
+    body = parse_move_body(req.get_body())
+    grant = authorize_move(config, caller, ip, body.target)
+    now = dt.datetime.now(dt.UTC)
+    request = build_move_request(action, grant, caller, body, now, config.limits, str(uuid.uuid4()))
+    existing = await _existing(client, request)
+    if existing is not None:
+        return existing
+    try:
+        await client.start_new(MOVE_IP, request.request_id, request.to_dict())
+    except Exception as exc:
+        # Two POSTs with one requestId raced: the other one started it.
+        log.info(
+            "start of %s refused (%s); answering with the existing one", request.request_id, exc
+        )
+        existing = await _existing(client, request)
+        if existing is not None:
+            return existing
+        raise
+    log.info(
+        "queued request=%s action=%s ip=%s member=%s event=%s",
+        request.request_id,
+        action,
+        ip,
+        request.member,
+        request.context.get("event"),
+    )
+    return _accepted(request.request_id, ip, action, RequestStatus.QUEUED, None)
+
+
+async def _existing(
+    client: df.DurableOrchestrationClient, request: MoveRequest
+) -> func.HttpResponse | None:
+    """The answer for a retried POST, None when the request id is new."""
+    status = await client.get_status(request.request_id, show_input=True)
+    if not status or status.runtime_status is None:
+        return None
+    earlier = _input_of(status)
+    if earlier is None or not earlier.same_request_as(request):
+        raise ApiError(
+            409,
+            "request_id_conflict",
+            f"requestId {request.request_id} was used for another request",
+        )
+    record = record_of_instance(status, earlier)
+    return _accepted(
+        earlier.request_id,
+        earlier.ip,
+        earlier.action,
+        RequestStatus(record["status"]),
+        record,
+    )
+
+
+async def _read_request(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    config, caller = _authenticate(req)
+    request_id = parse_request_id(req.route_params["request_id"])
+    status = await client.get_status(request_id, show_input=True)
+    request = _input_of(status) if status and status.runtime_status else None
+    if request is None:
+        raise ApiError(404, "unknown_request", f"no request {request_id}")
+    mine = request.caller_principal == caller.principal_id
+    if not (mine or is_operator(config, caller)):
+        # Not 403: another VM's request ids are not this caller's business.
+        raise ApiError(404, "unknown_request", f"no request {request_id}")
+    return _json(200, record_of_instance(status, request))
+
+
+async def _read_ip(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    config, caller = _authenticate(req)
+    cluster, spec = authorize_read_ip(config, caller, parse_ip(req.route_params["ip"]))
+
+    def holders() -> list[dict[str, Any]]:
+        arm = network_client(config.arm, cluster.subscription_id)
+        nics = [nic_view(n) for n in arm.network_interfaces.list(cluster.resource_group)]
+        found = []
+        for nic in find_ip_holders(nics, spec.address):
+            member = cluster.member_by_vm(nic.vm_id) if nic.vm_id else None
+            found.append(
+                {"nic": nic.id, "vm": nic.vm_id, "member": member.name if member else None}
+            )
+        return found
+
+    try:
+        held_by = await asyncio.to_thread(holders)
+    except Exception as exc:
+        error = map_sdk_error(exc)
+        return _error(502, "arm_unavailable", f"could not read the NICs from ARM: {error}")
+    lock_state = await client.read_entity_state(lock_entity(spec.address))
+    lock = lock_state.entity_state if lock_state.entity_exists else None
+    lock = _as_json(lock) or {}
+    return _json(
+        200,
+        {
+            "ip": spec.address,
+            "cluster": cluster.name,
+            "ipConfigName": spec.ip_config_name,
+            "holders": held_by,
+            "lock": {
+                "holder": lock.get("holder"),
+                "since": _epoch_iso(lock.get("since")),
+                "leaseUntil": _epoch_iso(lock.get("lease_until")),
+                "queue": [w["request_id"] for w in lock.get("queue", [])],
+            },
+        },
+    )
+
+
+async def _read_history(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    config, caller = _authenticate(req)
+    _, spec = authorize_read_ip(config, caller, parse_ip(req.route_params["ip"]))
+    try:
+        limit = int(req.params.get("limit", "50"))
+    except ValueError:
+        raise ApiError(400, "invalid_body", "limit must be a whole number") from None
+    if not 1 <= limit <= config.limits.history_size:
+        raise ApiError(400, "invalid_body", f"limit must be 1..{config.limits.history_size}")
+    state = await client.read_entity_state(history_entity(spec.address))
+    records = _as_json(state.entity_state) if state.entity_exists else None
+    records = list(reversed(records or []))[:limit]
+    return _json(200, {"ip": spec.address, "records": records})
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def _input_of(status: Any) -> MoveRequest | None:
+    data = _as_json(status.input_)
+    if not isinstance(data, dict):
+        return None
+    try:
+        return MoveRequest.from_dict(data)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _as_json(value: Any) -> Any:
+    """Durable may hand back JSON as text (Azure double-encodes client input)."""
+    while isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _epoch_iso(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return dt.datetime.fromtimestamp(value, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _accepted(
+    request_id: str,
+    ip: str,
+    action: Action,
+    status: RequestStatus,
+    record: dict[str, Any] | None,
+) -> func.HttpResponse:
+    url = f"/api/v1/requests/{request_id}"
+    body: dict[str, Any] = {
+        "requestId": request_id,
+        "ip": ip,
+        "action": str(action),
+        "status": str(status),
+        "statusUrl": url,
+    }
+    if record is not None:
+        body["record"] = record
+    return _json(200 if status.finished else 202, body, {"Location": url})
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body), status_code=status, mimetype="application/json", headers=headers
+    )
+
+
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> func.HttpResponse:
+    return _json(status, {"error": {"code": code, "message": message}}, headers)

@@ -1,0 +1,48 @@
+"""What the API shows for a request, from its orchestration instance's status."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from mover.config import AuthSettings
+from mover.records import MoveRequest, RequestRecord, RequestStatus
+from mover.tokens import TokenValidator
+
+__all__ = ["record_of_instance", "token_validator"]
+
+
+@functools.cache
+def token_validator(settings: AuthSettings) -> TokenValidator:
+    """One validator per process: it caches the issuer's signing keys."""
+    return TokenValidator(settings)
+
+
+def record_of_instance(status: Any, request: MoveRequest) -> dict[str, Any]:
+    """The audit record of a request from its instance's status.
+
+    Finished: the orchestration's output. Running: its custom status. Not yet
+    started: a queued record. Crashed or terminated: failed, with the reason.
+    """
+    runtime = status.runtime_status.value if status.runtime_status else "Pending"
+    output = _json_value(status.output)
+    custom = _json_value(status.custom_status)
+    if runtime == "Completed" and isinstance(output, dict):
+        return output
+    record = custom if isinstance(custom, dict) else RequestRecord(request).to_api()
+    if runtime in ("Failed", "Terminated", "Canceled"):
+        record = dict(record)
+        record["status"] = str(RequestStatus.FAILED)
+        code = "terminated" if runtime == "Terminated" else "internal_error"
+        record["error"] = {"code": code, "message": str(output)}
+    return record
+
+
+def _json_value(value: Any) -> Any:
+    while isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value

@@ -1,0 +1,91 @@
+"""Who may do what: a member moves its cluster's IPs to itself; operators may do anything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Cluster, IpSpec, Member, MoverConfig
+from .tokens import Caller
+
+__all__ = ["AccessDenied", "MoveGrant", "authorize_move", "authorize_read_ip", "is_operator"]
+
+
+class AccessDenied(Exception):
+    """The caller may not do this: an HTTP status (403/404), a stable code, a reason."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class MoveGrant:
+    """A permitted move: which cluster and IP, and whose NIC receives or gives it up."""
+
+    cluster: Cluster
+    ip: IpSpec
+    target: Member
+    by_operator: bool
+
+
+def is_operator(config: MoverConfig, caller: Caller) -> bool:
+    """Whether the caller's identity is a configured operator."""
+    return caller.principal_id in config.operators
+
+
+def authorize_move(
+    config: MoverConfig, caller: Caller, address: str, target_name: str | None
+) -> MoveGrant:
+    """Decide whether ``caller`` may acquire or release ``address``, and for which member.
+
+    A member acts only on its own NIC and only for its own cluster's IPs; an
+    operator must name the member to act for. Raises AccessDenied.
+    """
+    owner = config.cluster_of_ip(address)
+    if owner is None:
+        raise AccessDenied(404, "unknown_ip", f"{address} belongs to no configured cluster")
+    cluster, spec = owner
+    if is_operator(config, caller):
+        if not target_name:
+            raise AccessDenied(
+                403, "forbidden", "operators must name the member to act for ('target')"
+            )
+        target = cluster.member_by_name(target_name)
+        if target is None:
+            raise AccessDenied(
+                403, "forbidden", f"{target_name} is not a member of cluster {cluster.name}"
+            )
+        return MoveGrant(cluster, spec, target, by_operator=True)
+    member = _member_of(cluster, caller, address)
+    if target_name and target_name.lower() != member.name.lower():
+        raise AccessDenied(403, "forbidden", "a member can only move an IP to itself")
+    return MoveGrant(cluster, spec, member, by_operator=False)
+
+
+def authorize_read_ip(config: MoverConfig, caller: Caller, address: str) -> tuple[Cluster, IpSpec]:
+    """Members of the owning cluster and operators may read an IP's state and history."""
+    owner = config.cluster_of_ip(address)
+    if owner is None:
+        raise AccessDenied(404, "unknown_ip", f"{address} belongs to no configured cluster")
+    if not is_operator(config, caller):
+        _member_of(owner[0], caller, address)
+    return owner
+
+
+def _member_of(cluster: Cluster, caller: Caller, address: str) -> Member:
+    member = cluster.member_by_principal(caller.principal_id)
+    if member is None:
+        raise AccessDenied(
+            403,
+            "not_a_member",
+            f"the caller is not a member of cluster {cluster.name}, which owns {address}",
+        )
+    # Tokens may also name the VM; it must be the member's (an identity moved
+    # to another VM must not keep the old VM's rights).
+    if caller.vm_id and caller.vm_id.lower() != member.vm_id.lower():
+        raise AccessDenied(
+            403, "not_a_member", "the token's VM is not the VM configured for this identity"
+        )
+    return member

@@ -1,0 +1,381 @@
+"""The mover's configuration: clusters, their IPs and members, operators, identity, ARM.
+
+Read from the app setting ``MOVER_CONFIG`` (a JSON document) or the file named
+by ``MOVER_CONFIG_FILE`` (local runs), and validated as a whole: every problem
+is reported at once, with the path of the offending field.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ArmSettings",
+    "AuthSettings",
+    "Cluster",
+    "ConfigError",
+    "IpSpec",
+    "Limits",
+    "Member",
+    "MoverConfig",
+    "current_config",
+    "load_config",
+    "parse_config",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_VM_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/virtualMachines/[^/]+$",
+    re.IGNORECASE,
+)
+_IPCONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+
+
+class ConfigError(ValueError):
+    """The configuration is missing or invalid; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid mover configuration: " + "; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Member:
+    """A cluster node: its VM and the object id of its managed identity."""
+
+    name: str
+    vm_id: str
+    principal_id: str
+
+
+@dataclass(frozen=True)
+class IpSpec:
+    """A floating secondary IP and the name of the ip-configuration that carries it."""
+
+    address: str
+    ip_config_name: str
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """An HA cluster: the resource group of its NICs, its members and its IPs."""
+
+    name: str
+    subscription_id: str
+    resource_group: str
+    members: tuple[Member, ...]
+    ips: tuple[IpSpec, ...]
+
+    def member_by_principal(self, principal_id: str) -> Member | None:
+        """The member whose identity has this object id."""
+        return next((m for m in self.members if m.principal_id == principal_id.lower()), None)
+
+    def member_by_name(self, name: str) -> Member | None:
+        """The member with this name (case-insensitive)."""
+        return next((m for m in self.members if m.name.lower() == name.lower()), None)
+
+    def member_by_vm(self, vm_id: str) -> Member | None:
+        """The member running on this VM (resource ids compare case-insensitively)."""
+        return next((m for m in self.members if m.vm_id.lower() == vm_id.lower()), None)
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """How callers' tokens are validated."""
+
+    tenant_id: str
+    audience: str
+    issuer: str
+    jwks_uri: str
+    ca_bundle: str | None = None
+
+
+@dataclass(frozen=True)
+class ArmSettings:
+    """Where ARM is and how its long-running operations are followed."""
+
+    endpoint: str = "https://management.azure.com"
+    ca_bundle: str | None = None
+    # Poll NIC operations every half second instead of obeying Retry-After (10 s
+    # on NIC updates): a move must not wait for a clock. See the README.
+    lro_poll_seconds: float = 0.5
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Time limits of requests and of the per-IP lock."""
+
+    default_deadline_seconds: float = 300.0
+    max_deadline_seconds: float = 1800.0
+    lock_lease_seconds: float = 120.0
+    lock_poll_seconds: float = 0.5
+    history_size: int = 500
+
+
+@dataclass(frozen=True)
+class MoverConfig:
+    """The whole configuration, validated."""
+
+    auth: AuthSettings
+    arm: ArmSettings
+    limits: Limits
+    clusters: tuple[Cluster, ...]
+    operators: frozenset[str] = field(default_factory=frozenset)
+
+    def cluster_of_ip(self, address: str) -> tuple[Cluster, IpSpec] | None:
+        """The cluster that owns this IP, with its spec."""
+        for cluster in self.clusters:
+            for spec in cluster.ips:
+                if spec.address == address:
+                    return cluster, spec
+        return None
+
+    def clusters_of_principal(self, principal_id: str) -> list[tuple[Cluster, Member]]:
+        """Every cluster in which this identity is a member."""
+        found = []
+        for cluster in self.clusters:
+            member = cluster.member_by_principal(principal_id)
+            if member is not None:
+                found.append((cluster, member))
+        return found
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> MoverConfig:
+    """Read and validate the configuration from ``MOVER_CONFIG`` or ``MOVER_CONFIG_FILE``.
+
+    Raises ConfigError naming every problem.
+    """
+    env = os.environ if environ is None else environ
+    text = env.get("MOVER_CONFIG")
+    if not text and env.get("MOVER_CONFIG_FILE"):
+        path = Path(env["MOVER_CONFIG_FILE"])
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError([f"MOVER_CONFIG_FILE {path}: {exc.strerror}"]) from None
+    if not text:
+        raise ConfigError(["neither MOVER_CONFIG nor MOVER_CONFIG_FILE is set"])
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError([f"not valid JSON: {exc}"]) from None
+    return parse_config(raw)
+
+
+def parse_config(raw: Any) -> MoverConfig:
+    """Validate a configuration document. Raises ConfigError naming every problem."""
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise ConfigError(["the configuration must be a JSON object"])
+    auth = _parse_auth(raw.get("auth"), problems)
+    arm = _parse_arm(raw.get("arm") or {}, problems)
+    limits = _parse_limits(raw.get("limits") or {}, problems)
+    default_subscription = raw.get("subscriptionId")
+    operators = raw.get("operators") or []
+    if not isinstance(operators, list) or not all(_is_guid(o) for o in operators):
+        problems.append("operators: must be a list of object ids (GUIDs)")
+        operators = []
+    clusters = []
+    raw_clusters = raw.get("clusters")
+    if not isinstance(raw_clusters, list) or not raw_clusters:
+        problems.append("clusters: at least one cluster is required")
+        raw_clusters = []
+    for i, item in enumerate(raw_clusters):
+        cluster = _parse_cluster(item, f"clusters[{i}]", default_subscription, problems)
+        if cluster is not None:
+            clusters.append(cluster)
+    _check_unique(clusters, problems)
+    if problems or auth is None:
+        raise ConfigError(problems)
+    return MoverConfig(
+        auth=auth,
+        arm=arm,
+        limits=limits,
+        clusters=tuple(clusters),
+        operators=frozenset(o.lower() for o in operators),
+    )
+
+
+def _parse_auth(raw: Any, problems: list[str]) -> AuthSettings | None:
+    if not isinstance(raw, dict):
+        problems.append("auth: required (tenantId, audience, issuer, jwksUri)")
+        return None
+    tenant = raw.get("tenantId")
+    if not _is_guid(tenant):
+        problems.append("auth.tenantId: must be a GUID")
+    for key in ("audience", "issuer"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            problems.append(f"auth.{key}: required")
+    issuer = raw.get("issuer") or ""
+    if issuer and not issuer.startswith("https://"):
+        problems.append("auth.issuer: must be an https URL")
+    jwks = raw.get("jwksUri") or (
+        f"https://login.microsoftonline.com/{tenant}/discovery/keys" if _is_guid(tenant) else ""
+    )
+    if jwks and not jwks.startswith("https://"):
+        problems.append("auth.jwksUri: must be an https URL")
+    if problems and any(p.startswith("auth") for p in problems):
+        return None
+    return AuthSettings(
+        tenant_id=tenant.lower(),
+        audience=raw["audience"],
+        issuer=issuer,
+        jwks_uri=jwks,
+        ca_bundle=raw.get("caBundle"),
+    )
+
+
+def _parse_arm(raw: dict[str, Any], problems: list[str]) -> ArmSettings:
+    endpoint = raw.get("endpoint", ArmSettings.endpoint)
+    if not isinstance(endpoint, str) or not endpoint.startswith("https://"):
+        # Bearer tokens are never sent over plain http.
+        problems.append("arm.endpoint: must be an https URL")
+        endpoint = ArmSettings.endpoint
+    poll = _positive(raw, "lroPollSeconds", ArmSettings.lro_poll_seconds, "arm", problems)
+    return ArmSettings(endpoint.rstrip("/"), raw.get("caBundle"), poll)
+
+
+def _parse_limits(raw: dict[str, Any], problems: list[str]) -> Limits:
+    d = Limits()
+    limits = Limits(
+        default_deadline_seconds=_positive(
+            raw, "defaultDeadlineSeconds", d.default_deadline_seconds, "limits", problems
+        ),
+        max_deadline_seconds=_positive(
+            raw, "maxDeadlineSeconds", d.max_deadline_seconds, "limits", problems
+        ),
+        lock_lease_seconds=_positive(
+            raw, "lockLeaseSeconds", d.lock_lease_seconds, "limits", problems
+        ),
+        lock_poll_seconds=_positive(
+            raw, "lockPollSeconds", d.lock_poll_seconds, "limits", problems
+        ),
+        history_size=int(_positive(raw, "historySize", d.history_size, "limits", problems)),
+    )
+    if limits.default_deadline_seconds > limits.max_deadline_seconds:
+        problems.append("limits.defaultDeadlineSeconds: must not exceed maxDeadlineSeconds")
+    return limits
+
+
+def _parse_cluster(
+    raw: Any, where: str, default_subscription: Any, problems: list[str]
+) -> Cluster | None:
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: must be an object")
+        return None
+    before = len(problems)
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        problems.append(f"{where}.name: required, letters, digits, '.', '_', '-'")
+    subscription = raw.get("subscriptionId", default_subscription)
+    if not _is_guid(subscription):
+        problems.append(f"{where}.subscriptionId: a GUID is required (here or at the top)")
+    group = raw.get("resourceGroup")
+    if not isinstance(group, str) or not group:
+        problems.append(f"{where}.resourceGroup: required")
+    members = []
+    for j, m in enumerate(raw.get("members") or []):
+        member = _parse_member(m, f"{where}.members[{j}]", problems)
+        if member is not None:
+            members.append(member)
+    if len(raw.get("members") or []) < 1:
+        problems.append(f"{where}.members: at least one member is required")
+    ips = []
+    for j, spec in enumerate(raw.get("ips") or []):
+        ip = _parse_ip(spec, f"{where}.ips[{j}]", problems)
+        if ip is not None:
+            ips.append(ip)
+    if len(raw.get("ips") or []) < 1:
+        problems.append(f"{where}.ips: at least one IP is required")
+    if len(problems) > before:
+        return None
+    return Cluster(name, subscription.lower(), group, tuple(members), tuple(ips))
+
+
+def _parse_member(raw: Any, where: str, problems: list[str]) -> Member | None:
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: must be an object")
+        return None
+    ok = True
+    if not isinstance(raw.get("name"), str) or not _NAME.match(raw["name"]):
+        problems.append(f"{where}.name: required")
+        ok = False
+    if not isinstance(raw.get("vmId"), str) or not _VM_ID.match(raw["vmId"]):
+        problems.append(f"{where}.vmId: must be a virtual machine resource id")
+        ok = False
+    if not _is_guid(raw.get("principalId")):
+        problems.append(f"{where}.principalId: must be the VM identity's object id (GUID)")
+        ok = False
+    if not ok:
+        return None
+    return Member(raw["name"], raw["vmId"], raw["principalId"].lower())
+
+
+def _parse_ip(raw: Any, where: str, problems: list[str]) -> IpSpec | None:
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: must be an object")
+        return None
+    address = raw.get("address")
+    try:
+        parsed = ipaddress.IPv4Address(address)
+    except (ipaddress.AddressValueError, ValueError, TypeError):
+        problems.append(f"{where}.address: {address!r} is not an IPv4 address")
+        return None
+    if not parsed.is_private:
+        problems.append(f"{where}.address: {address} is not a private address")
+        return None
+    name = raw.get("ipConfigName")
+    if not isinstance(name, str) or not _IPCONFIG_NAME.match(name):
+        problems.append(f"{where}.ipConfigName: required")
+        return None
+    return IpSpec(str(parsed), name)
+
+
+def _check_unique(clusters: list[Cluster], problems: list[str]) -> None:
+    seen_ips: dict[str, str] = {}
+    seen_names: set[str] = set()
+    for cluster in clusters:
+        if cluster.name.lower() in seen_names:
+            problems.append(f"cluster {cluster.name}: the name is used twice")
+        seen_names.add(cluster.name.lower())
+        for spec in cluster.ips:
+            if spec.address in seen_ips:
+                problems.append(
+                    f"IP {spec.address} belongs to both {seen_ips[spec.address]} and {cluster.name}"
+                )
+            seen_ips[spec.address] = cluster.name
+        names = [m.name.lower() for m in cluster.members]
+        principals = [m.principal_id for m in cluster.members]
+        if len(set(names)) != len(names) or len(set(principals)) != len(principals):
+            problems.append(
+                f"cluster {cluster.name}: member names and principal ids must be unique"
+            )
+
+
+def _positive(
+    raw: dict[str, Any], key: str, default: float, where: str, problems: list[str]
+) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        problems.append(f"{where}.{key}: must be a positive number")
+        return default
+    return float(value)
+
+
+def _is_guid(value: Any) -> bool:
+    return isinstance(value, str) and bool(_GUID.match(value))
+
+
+@functools.cache
+def current_config() -> MoverConfig:
+    """The process's configuration, loaded once. Raises ConfigError."""
+    return load_config()

@@ -1,0 +1,122 @@
+"""The per-IP lock: first come, first served, with a lease so a dead holder frees it.
+
+Python Durable Functions has no entity critical sections, so each IP has a
+lock entity holding this state, and each request's orchestration polls
+``try_acquire`` until it is granted. Only the head of the queue can be granted
+the lock; a holder that stops renewing its lease loses it; waiters that stop
+polling, or whose deadline passed, leave the queue. Times are epoch seconds
+passed in by the caller (the orchestration's replay-safe clock).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["Grant", "IpLock", "Waiter"]
+
+# A waiter polls every lock_poll_seconds; one unseen for this long is gone
+# (its orchestration was terminated or failed).
+STALE_WAITER_SECONDS = 60.0
+
+
+@dataclass
+class Waiter:
+    """A request waiting for the lock."""
+
+    request_id: str
+    deadline: float
+    last_seen: float
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The answer to ``try_acquire``."""
+
+    granted: bool
+    position: int  # 0 when granted; else 1-based place in the queue
+    holder: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass
+class IpLock:
+    """The state of one IP's lock."""
+
+    holder: str | None = None
+    since: float | None = None
+    lease_until: float | None = None
+    queue: list[Waiter] = field(default_factory=list)
+    # Why the last holder lost the lock without releasing it, for the audit.
+    last_expired: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> IpLock:
+        """From the entity's state (None for a new entity)."""
+        if not data:
+            return cls()
+        return cls(
+            holder=data.get("holder"),
+            since=data.get("since"),
+            lease_until=data.get("lease_until"),
+            queue=[Waiter(**w) for w in data.get("queue", [])],
+            last_expired=data.get("last_expired"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entity's state."""
+        return asdict(self)
+
+    def try_acquire(
+        self, request_id: str, deadline: float, now: float, lease_seconds: float
+    ) -> Grant:
+        """Grant the lock to ``request_id`` if it is free and the request is first in line.
+
+        A request not yet queued joins the end of the queue. The holder asking
+        again just renews its lease.
+        """
+        self._expire(now)
+        if self.holder == request_id:
+            self.lease_until = now + lease_seconds
+            return Grant(True, 0, self.holder)
+        waiter = self._waiter(request_id)
+        if waiter is None:
+            waiter = Waiter(request_id, deadline, now)
+            self.queue.append(waiter)
+        waiter.last_seen = now
+        if self.holder is None and self.queue[0] is waiter:
+            self.queue.pop(0)
+            self.holder, self.since, self.lease_until = request_id, now, now + lease_seconds
+            return Grant(True, 0, self.holder)
+        return Grant(False, self.queue.index(waiter) + 1, self.holder)
+
+    def renew(self, request_id: str, now: float, lease_seconds: float) -> bool:
+        """Extend the holder's lease; False if ``request_id`` no longer holds the lock."""
+        self._expire(now)
+        if self.holder != request_id:
+            return False
+        self.lease_until = now + lease_seconds
+        return True
+
+    def release(self, request_id: str) -> bool:
+        """Give up the lock or a place in the queue; True if anything changed."""
+        if self.holder == request_id:
+            self.holder = self.since = self.lease_until = None
+            return True
+        before = len(self.queue)
+        self.queue = [w for w in self.queue if w.request_id != request_id]
+        return len(self.queue) != before
+
+    def _waiter(self, request_id: str) -> Waiter | None:
+        return next((w for w in self.queue if w.request_id == request_id), None)
+
+    def _expire(self, now: float) -> None:
+        if self.holder is not None and self.lease_until is not None and now >= self.lease_until:
+            self.last_expired = f"{self.holder} lost the lock: its lease ran out"
+            self.holder = self.since = self.lease_until = None
+        self.queue = [
+            w for w in self.queue if w.deadline > now and now - w.last_seen < STALE_WAITER_SECONDS
+        ]

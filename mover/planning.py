@@ -1,0 +1,230 @@
+"""Who holds an IP, and what to change so that the right NIC (and only it) holds it.
+
+NICs are seen through ``NicView``: the few facts the decisions need, read from
+ARM by an activity. Nothing here talks to Azure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import PermanentError
+
+__all__ = [
+    "Change",
+    "IpConfigView",
+    "NicEdit",
+    "NicView",
+    "Plan",
+    "find_ip_holders",
+    "find_vm_nic",
+    "plan_acquire",
+    "plan_nic_edit",
+    "plan_release",
+    "verify_acquired",
+    "verify_released",
+]
+
+
+@dataclass(frozen=True)
+class IpConfigView:
+    """An ip-configuration of a NIC."""
+
+    name: str
+    address: str | None
+    primary: bool
+    subnet_id: str | None
+
+
+@dataclass(frozen=True)
+class NicView:
+    """A NIC as the decisions see it."""
+
+    id: str
+    name: str
+    vm_id: str | None
+    provisioning_state: str | None
+    ip_configs: tuple[IpConfigView, ...]
+
+    def config_holding(self, address: str) -> IpConfigView | None:
+        """The ip-configuration with this private address, if any."""
+        return next((c for c in self.ip_configs if c.address == address), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (activities return NICs to the orchestration as data)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "vmId": self.vm_id,
+            "provisioningState": self.provisioning_state,
+            "ipConfigs": [
+                {
+                    "name": c.name,
+                    "address": c.address,
+                    "primary": c.primary,
+                    "subnetId": c.subnet_id,
+                }
+                for c in self.ip_configs
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NicView:
+        """From the JSON form."""
+        return cls(
+            id=data["id"],
+            name=data["name"],
+            vm_id=data.get("vmId"),
+            provisioning_state=data.get("provisioningState"),
+            ip_configs=tuple(
+                IpConfigView(c["name"], c.get("address"), bool(c.get("primary")), c.get("subnetId"))
+                for c in data["ipConfigs"]
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Change:
+    """One NIC write: take the IP off a NIC, or put it on one."""
+
+    kind: str  # "remove" | "add"
+    nic_id: str
+    nic_name: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The writes that make the desired state true; empty when it already is."""
+
+    target_nic: NicView
+    holders: tuple[str, ...]
+    changes: tuple[Change, ...]
+
+    @property
+    def done(self) -> bool:
+        """Nothing to change: no ARM write needed."""
+        return not self.changes
+
+
+@dataclass(frozen=True)
+class NicEdit:
+    """How to change one NIC's ip-configurations (names to drop, one to add)."""
+
+    remove_names: tuple[str, ...] = ()
+    add_name: str | None = None
+    add_address: str | None = None
+    add_subnet_id: str | None = None
+
+    @property
+    def is_noop(self) -> bool:
+        """Whether the NIC is already as wanted."""
+        return not self.remove_names and self.add_name is None
+
+
+def _same_id(a: str | None, b: str | None) -> bool:
+    # ARM resource ids are case-insensitive (ARM itself returns mixed cases).
+    return a is not None and b is not None and a.lower() == b.lower()
+
+
+def find_ip_holders(nics: list[NicView], address: str) -> list[NicView]:
+    """The NICs that have an ip-configuration with this address."""
+    return [n for n in nics if n.config_holding(address) is not None]
+
+
+def find_vm_nic(nics: list[NicView], vm_id: str, address: str) -> NicView:
+    """The NIC of this VM that should carry the IP.
+
+    Raises PermanentError when the VM has no NIC in the cluster's resource
+    group, or several and none of them already holds the IP (ambiguous).
+    """
+    own = [n for n in nics if _same_id(n.vm_id, vm_id)]
+    if not own:
+        raise PermanentError(
+            "vm_has_no_nic", f"no NIC in the cluster's resource group is attached to {vm_id}"
+        )
+    if len(own) == 1:
+        return own[0]
+    holding = [n for n in own if n.config_holding(address) is not None]
+    if len(holding) == 1:
+        return holding[0]
+    raise PermanentError(
+        "vm_has_several_nics",
+        f"{vm_id} has {len(own)} NICs ({', '.join(n.name for n in own)}); cannot tell which one",
+    )
+
+
+def plan_acquire(nics: list[NicView], vm_id: str, address: str) -> Plan:
+    """Remove the IP from every other NIC, then add it to the VM's NIC (if not there)."""
+    target = find_vm_nic(nics, vm_id, address)
+    holders = find_ip_holders(nics, address)
+    changes = []
+    for nic in holders:
+        if nic.id == target.id:
+            continue
+        config = nic.config_holding(address)
+        if config is not None and config.primary:
+            raise PermanentError(
+                "ip_is_primary_elsewhere",
+                f"{address} is the primary address of {nic.name}; it cannot be moved",
+            )
+        changes.append(Change("remove", nic.id, nic.name))
+    if target.config_holding(address) is None:
+        changes.append(Change("add", target.id, target.name))
+    return Plan(target, tuple(n.id for n in holders), tuple(changes))
+
+
+def plan_release(nics: list[NicView], vm_id: str, address: str) -> Plan:
+    """Remove the IP from the VM's own NIC; never touch another NIC."""
+    target = find_vm_nic(nics, vm_id, address)
+    holders = find_ip_holders(nics, address)
+    config = target.config_holding(address)
+    if config is None:
+        return Plan(target, tuple(n.id for n in holders), ())
+    if config.primary:
+        raise PermanentError(
+            "ip_is_primary", f"{address} is the primary address of {target.name}; not releasing it"
+        )
+    return Plan(target, tuple(n.id for n in holders), (Change("remove", target.id, target.name),))
+
+
+def plan_nic_edit(nic: NicView, change: Change, address: str, ip_config_name: str) -> NicEdit:
+    """What to do to this NIC's ip-configurations for ``change``.
+
+    Re-decided on the NIC as just read, so a retried or repeated step is a no-op
+    when it already happened. The new ip-config joins the subnet of the NIC's
+    primary one, with a static address. Raises PermanentError when it cannot.
+    """
+    if change.kind == "remove":
+        names = tuple(c.name for c in nic.ip_configs if c.address == address and not c.primary)
+        return NicEdit(remove_names=names)
+    if nic.config_holding(address) is not None:
+        return NicEdit()
+    primary = next((c for c in nic.ip_configs if c.primary), None)
+    if primary is None or not primary.subnet_id:
+        raise PermanentError("nic_has_no_primary", f"{nic.name} has no primary ip-configuration")
+    if any(c.name == ip_config_name for c in nic.ip_configs):
+        raise PermanentError(
+            "ip_config_name_taken",
+            f"{nic.name} already has an ip-configuration named {ip_config_name} "
+            "with another address",
+        )
+    return NicEdit(add_name=ip_config_name, add_address=address, add_subnet_id=primary.subnet_id)
+
+
+def verify_acquired(nics: list[NicView], vm_id: str, address: str) -> str | None:
+    """None when the IP is on the VM's NIC and no other; else what is wrong."""
+    target = find_vm_nic(nics, vm_id, address)
+    holders = find_ip_holders(nics, address)
+    if [n.id for n in holders] == [target.id]:
+        return None
+    names = ", ".join(n.name for n in holders) or "no NIC"
+    return f"{address} is on {names}, expected only on {target.name}"
+
+
+def verify_released(nics: list[NicView], vm_id: str, address: str) -> str | None:
+    """None when the IP is not on the VM's NIC; else what is wrong."""
+    target = find_vm_nic(nics, vm_id, address)
+    if target.config_holding(address) is None:
+        return None
+    return f"{address} is still on {target.name}"

@@ -1,0 +1,197 @@
+"""Records of move requests: what the orchestration gets, and what the audit keeps."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["Action", "MoveRequest", "RequestRecord", "RequestStatus", "Step", "iso", "parse_iso"]
+
+
+class Action(StrEnum):
+    """What a request asks for."""
+
+    ACQUIRE = "acquire"
+    RELEASE = "release"
+
+
+class RequestStatus(StrEnum):
+    """Where a request stands."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+    @property
+    def finished(self) -> bool:
+        """Whether the request has ended."""
+        return self in (RequestStatus.SUCCEEDED, RequestStatus.FAILED, RequestStatus.EXPIRED)
+
+
+def iso(moment: dt.datetime) -> str:
+    """RFC 3339 UTC with milliseconds."""
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> dt.datetime:
+    """Parse RFC 3339; raises ValueError. A time without zone is refused (ambiguous)."""
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone")
+    return value.astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
+class MoveRequest:
+    """A validated request: the orchestration's input (JSON-safe via to_dict)."""
+
+    request_id: str
+    action: Action
+    ip: str
+    ip_config_name: str
+    cluster: str
+    subscription_id: str
+    resource_group: str
+    member: str
+    vm_id: str
+    caller_principal: str
+    by_operator: bool
+    created_at: str
+    deadline: str
+    context: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        data = asdict(self)
+        data["action"] = str(self.action)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MoveRequest:
+        """From the JSON form."""
+        return cls(**{**data, "action": Action(data["action"])})
+
+    def same_request_as(self, other: MoveRequest) -> bool:
+        """Whether ``other`` is a retry of this request (same IP, action, caller, target)."""
+        return (
+            self.action == other.action
+            and self.ip == other.ip
+            and self.member == other.member
+            and self.caller_principal == other.caller_principal
+        )
+
+
+@dataclass
+class Step:
+    """One step of a move, with its timings and ARM operation."""
+
+    name: str
+    started_at: str
+    status: str = "running"
+    finished_at: str | None = None
+    nic: str | None = None
+    arm_operation_id: str | None = None
+    attempt: int = 1
+    error: dict[str, Any] | None = None
+
+
+@dataclass
+class RequestRecord:
+    """The audit record of a request: kept as custom status, output and in the IP's history."""
+
+    request: MoveRequest
+    status: RequestStatus = RequestStatus.QUEUED
+    locked_at: str | None = None
+    finished_at: str | None = None
+    from_nics: list[str] = field(default_factory=list)
+    to_nic: str | None = None
+    unassigned: bool = False
+    steps: list[Step] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    queue_position: int | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        """The record as the HTTP API shows it."""
+        r = self.request
+        return {
+            "requestId": r.request_id,
+            "ip": r.ip,
+            "action": str(r.action),
+            "cluster": r.cluster,
+            "status": str(self.status),
+            "caller": {"member": r.member, "vm": r.vm_id, "byOperator": r.by_operator},
+            "context": r.context,
+            "createdAt": r.created_at,
+            "deadline": r.deadline,
+            "lockedAt": self.locked_at,
+            "finishedAt": self.finished_at,
+            "queuePosition": self.queue_position,
+            "fromNics": self.from_nics,
+            "toNic": self.to_nic,
+            "unassigned": self.unassigned,
+            "steps": [_step_to_api(s) for s in self.steps],
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> RequestRecord:
+        """Rebuild from ``to_api`` output (the form kept in durable state)."""
+        caller = data["caller"]
+        request = MoveRequest(
+            request_id=data["requestId"],
+            action=Action(data["action"]),
+            ip=data["ip"],
+            ip_config_name=data.get("ipConfigName", ""),
+            cluster=data["cluster"],
+            subscription_id="",
+            resource_group="",
+            member=caller["member"],
+            vm_id=caller["vm"],
+            caller_principal="",
+            by_operator=caller.get("byOperator", False),
+            created_at=data["createdAt"],
+            deadline=data["deadline"],
+            context=data.get("context") or {},
+        )
+        return cls(
+            request=request,
+            status=RequestStatus(data["status"]),
+            locked_at=data.get("lockedAt"),
+            finished_at=data.get("finishedAt"),
+            from_nics=list(data.get("fromNics") or []),
+            to_nic=data.get("toNic"),
+            unassigned=bool(data.get("unassigned")),
+            steps=[_step_from_api(s) for s in data.get("steps") or []],
+            error=data.get("error"),
+            queue_position=data.get("queuePosition"),
+        )
+
+
+def _step_to_api(step: Step) -> dict[str, Any]:
+    return {
+        "name": step.name,
+        "status": step.status,
+        "startedAt": step.started_at,
+        "finishedAt": step.finished_at,
+        "nic": step.nic,
+        "armOperationId": step.arm_operation_id,
+        "attempt": step.attempt,
+        "error": step.error,
+    }
+
+
+def _step_from_api(data: dict[str, Any]) -> Step:
+    return Step(
+        name=data["name"],
+        started_at=data["startedAt"],
+        status=data["status"],
+        finished_at=data.get("finishedAt"),
+        nic=data.get("nic"),
+        arm_operation_id=data.get("armOperationId"),
+        attempt=data.get("attempt", 1),
+        error=data.get("error"),
+    )

@@ -1,0 +1,290 @@
+"""The move orchestration: one instance per request (instance id = request id).
+
+    wait for the IP's lock (FIFO; expire if the deadline passes first)
+    read the resource group's NICs → plan → apply each change → read again
+    … until the IP is where it should be (verified), then release the lock
+    and record the request in the IP's history.
+
+Every transient ARM failure is retried with durable timers that honour
+Retry-After, within the request's deadline; a permanent one ends the request
+with its reason. Orchestrations must be deterministic: time comes from
+``context.current_utc_datetime``, decisions from ``mover``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Generator
+from typing import Any
+
+import azure.durable_functions as df
+
+from activities.network import LIST_NICS, UPDATE_NIC, WAIT_FOR_NIC_UPDATE
+from mover.config import current_config
+from mover.errors import ErrorInfo, MoverError, PermanentError
+from mover.planning import Change, NicView, plan_acquire, plan_release
+from mover.records import Action, MoveRequest, RequestRecord, RequestStatus, Step, iso, parse_iso
+from mover.retry import retry_delay
+
+from .ip_entities import history_entity, lock_entity
+
+__all__ = ["MOVE_IP", "bp"]
+
+MOVE_IP = "move_ip"
+
+# Longest single wait for a NIC update inside one activity call; the lease is
+# renewed between calls.
+_UPDATE_WAIT_BUDGET_SECONDS = 60.0
+
+bp = df.Blueprint()
+
+Steps = Generator[Any, Any, Any]
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=MOVE_IP)
+def move_ip(context: df.DurableOrchestrationContext) -> Steps:
+    """Serialize, apply and verify one acquire or release of a secondary IP."""
+    run = MoveRun(context, MoveRequest.from_dict(context.get_input()))
+    if not (yield from run.wait_for_lock()):
+        return (yield from run.finish(RequestStatus.EXPIRED, run.expired_error()))
+    try:
+        yield from run.converge()
+        status, error = RequestStatus.SUCCEEDED, None
+    except MoverError as failure:
+        status, error = RequestStatus.FAILED, run.failure(failure)
+    except Exception:
+        # No yield in `finally` (it misbehaves on replay): release, then re-raise.
+        yield from run.release_lock()
+        raise
+    yield from run.release_lock()
+    return (yield from run.finish(status, error))
+
+
+class MoveRun:
+    """One request's progress: its audit record, kept as the custom status."""
+
+    def __init__(self, context: df.DurableOrchestrationContext, request: MoveRequest) -> None:
+        self.context = context
+        self.request = request
+        self.record = RequestRecord(request)
+        self.limits = current_config().limits
+        self.deadline = parse_iso(request.deadline).timestamp()
+        self.lock = lock_entity(request.ip)
+        self._publish()
+
+    # -- time and audit ------------------------------------------------------
+
+    def now(self) -> float:
+        """Replay-safe current time, epoch seconds."""
+        return self.context.current_utc_datetime.timestamp()
+
+    def _now_iso(self) -> str:
+        return iso(self.context.current_utc_datetime)
+
+    def _publish(self) -> None:
+        self.context.set_custom_status(self.record.to_api())
+
+    def _start_step(self, name: str, nic: str | None = None) -> Step:
+        step = Step(name=name, started_at=self._now_iso(), nic=nic)
+        self.record.steps.append(step)
+        self._publish()
+        return step
+
+    def _end_step(self, step: Step, error: ErrorInfo | None = None) -> None:
+        step.finished_at = self._now_iso()
+        step.status = "failed" if error else "succeeded"
+        step.error = error.to_dict() if error else None
+        self._publish()
+
+    # -- the lock ------------------------------------------------------------
+
+    def wait_for_lock(self) -> Steps:
+        """Poll the IP's lock until granted (True) or the deadline passes (False)."""
+        while True:
+            now = self.now()
+            if now >= self.deadline:
+                yield self.context.call_entity(self.lock, "release", self._lock_args())
+                return False
+            grant = yield self.context.call_entity(self.lock, "try_acquire", self._lock_args())
+            if grant["granted"]:
+                self.record.status = RequestStatus.RUNNING
+                self.record.locked_at = self._now_iso()
+                self.record.queue_position = None
+                self._publish()
+                return True
+            if grant["position"] != self.record.queue_position:
+                self.record.queue_position = grant["position"]
+                self._publish()
+            wake = min(now + self.limits.lock_poll_seconds, self.deadline)
+            yield self.context.create_timer(_utc(wake))
+
+    def renew_lock(self) -> Steps:
+        """Extend the lease before a write; a lost lock ends the request (never write then)."""
+        if not (yield self.context.call_entity(self.lock, "renew", self._lock_args())):
+            raise PermanentError("lock_lost", "the IP's lock lease ran out before the move ended")
+
+    def release_lock(self) -> Steps:
+        """Give the lock to the next request."""
+        yield self.context.call_entity(self.lock, "release", self._lock_args())
+
+    def _lock_args(self) -> dict[str, Any]:
+        return {
+            "requestId": self.request.request_id,
+            "deadline": self.deadline,
+            "now": self.now(),
+            "leaseSeconds": self.limits.lock_lease_seconds,
+        }
+
+    # -- the move ------------------------------------------------------------
+
+    def converge(self) -> Steps:
+        """Read, plan and apply until the IP is where the request wants it."""
+        acquiring = self.request.action == Action.ACQUIRE
+        plan_for = plan_acquire if acquiring else plan_release
+        step_name = "find_holder"
+        while True:
+            nics = yield from self.read_nics(step_name)
+            plan = plan_for(nics, self.request.vm_id, self.request.ip)
+            if step_name == "find_holder":
+                self.record.from_nics = [h for h in plan.holders if h != plan.target_nic.id]
+                self.record.to_nic = plan.target_nic.id if acquiring else None
+                if not acquiring:
+                    self.record.from_nics = [c.nic_id for c in plan.changes]
+            if plan.done:
+                self.record.unassigned = False
+                self._publish()
+                return
+            step_name = "verify"
+            for change in plan.changes:
+                if (yield from self.apply(change)):
+                    break  # transient failure: read again and re-plan
+
+    def read_nics(self, step_name: str) -> Steps:
+        """List the resource group's NICs, retrying transient failures."""
+        step = self._start_step(step_name)
+        payload = {
+            "requestId": self.request.request_id,
+            "subscriptionId": self.request.subscription_id,
+            "resourceGroup": self.request.resource_group,
+        }
+        while True:
+            outcome = yield self.context.call_activity(LIST_NICS, payload)
+            if outcome["ok"]:
+                self._end_step(step)
+                return [NicView.from_dict(n) for n in outcome["result"]]
+            yield from self._back_off(step, ErrorInfo.from_dict(outcome["error"]))
+
+    def apply(self, change: Change) -> Steps:
+        """Make one NIC change and wait for ARM to finish it; True means re-plan."""
+        name = "remove_ip_config" if change.kind == "remove" else "add_ip_config"
+        step = self._start_step(name, nic=change.nic_id)
+        yield from self.renew_lock()
+        outcome = yield self.context.call_activity(
+            UPDATE_NIC,
+            {
+                "requestId": self.request.request_id,
+                "subscriptionId": self.request.subscription_id,
+                "nicId": change.nic_id,
+                "change": {
+                    "kind": change.kind,
+                    "nic_id": change.nic_id,
+                    "nic_name": change.nic_name,
+                },
+                "address": self.request.ip,
+                "ipConfigName": self.request.ip_config_name,
+            },
+        )
+        if not outcome["ok"]:
+            yield from self._back_off(step, ErrorInfo.from_dict(outcome["error"]))
+            return True
+        update = outcome["result"]
+        step.arm_operation_id = update.get("armRequestId")
+        finished = update["noop"] or (
+            yield from self._wait_for_update(step, change, update.get("operationUrl"))
+        )
+        if not finished:
+            return True
+        self._end_step(step)
+        if self.request.action == Action.ACQUIRE:
+            # Between a remove and the add, the IP is on no NIC: say so plainly.
+            self.record.unassigned = change.kind == "remove"
+            self._publish()
+        return False
+
+    def _wait_for_update(self, step: Step, change: Change, operation_url: str | None) -> Steps:
+        """Follow the NIC update to its end; False means it failed transiently (re-plan)."""
+        while True:
+            budget = min(_UPDATE_WAIT_BUDGET_SECONDS, self.deadline - self.now())
+            if budget <= 0:
+                raise self._deadline_error(step)
+            yield from self.renew_lock()
+            outcome = yield self.context.call_activity(
+                WAIT_FOR_NIC_UPDATE,
+                {
+                    "requestId": self.request.request_id,
+                    "subscriptionId": self.request.subscription_id,
+                    "nicId": change.nic_id,
+                    "operationUrl": operation_url,
+                    "budgetSeconds": budget,
+                },
+            )
+            if outcome["ok"]:
+                return True
+            error = ErrorInfo.from_dict(outcome["error"])
+            if error.code != "StillUpdating":
+                yield from self._back_off(step, error)
+                return False
+
+    def _back_off(self, step: Step, error: ErrorInfo) -> Steps:
+        """Wait before retrying a step, or end the request when retrying cannot help."""
+        step.error = error.to_dict()
+        delay = retry_delay(step.attempt, error, self.now(), self.deadline)
+        if delay is None:
+            self._end_step(step, error)
+            if not error.transient:
+                raise PermanentError(error.code, error.message, status=error.status)
+            raise self._deadline_error(step)
+        step.attempt += 1
+        self._publish()
+        if delay > 0:
+            yield self.context.create_timer(_utc(self.now() + delay))
+
+    def _deadline_error(self, step: Step) -> PermanentError:
+        last = f" (last error: {step.error['code']}: {step.error['message']})" if step.error else ""
+        return PermanentError("deadline_exceeded", f"the deadline passed during {step.name}{last}")
+
+    # -- the end -------------------------------------------------------------
+
+    def expired_error(self) -> dict[str, Any]:
+        """Why a request that never got the lock did nothing."""
+        return {
+            "code": "expired",
+            "message": "the deadline passed while the request waited for the IP's lock; "
+            "nothing was changed",
+        }
+
+    def failure(self, error: MoverError) -> dict[str, Any]:
+        """The error as the audit shows it, saying plainly when the IP is on no NIC."""
+        message = error.message
+        if self.record.unassigned:
+            message += f"; {self.request.ip} is unassigned (on no NIC)"
+        return {"code": error.code, "message": message}
+
+    def finish(self, status: RequestStatus, error: dict[str, Any] | None) -> Steps:
+        """Record the outcome in the custom status and the IP's history; return the record."""
+        self.record.status = status
+        self.record.error = error
+        self.record.queue_position = None
+        self.record.finished_at = self._now_iso()
+        record = self.record.to_api()
+        self.context.set_custom_status(record)
+        yield self.context.call_entity(
+            history_entity(self.request.ip),
+            "append",
+            {"record": record, "limit": self.limits.history_size},
+        )
+        return record
+
+
+def _utc(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC)
