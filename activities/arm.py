@@ -26,6 +26,10 @@ __all__ = ["map_sdk_error", "network_client", "nic_view", "retry_after_seconds"]
 
 log = logging.getLogger("mover.arm")
 
+# azure-core logs every request and response at INFO: far too much for the
+# Functions log. Warnings and errors still come through.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+
 _ARM_SCOPE = "https://management.azure.com/.default"
 
 

@@ -1,0 +1,170 @@
+"""The whole product on the stand-ins: local Azure + local host running function_app.py.
+
+``start_stack`` starts the local Azure with a topology, writes the mover's
+configuration for it (clusters, members' principal ids, the local issuer and
+CA), and starts the local Functions host on the repository's app with the
+app identity of the local Azure. Tests, the demo and the benchmarks use it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emulator.azure.control import AzureControl, ReadyInfo
+from emulator.launch import REPO_ROOT, ServiceProcess, start_service
+
+__all__ = ["AUDIENCE", "LocalStack", "mover_config_for", "start_stack"]
+
+# The app registration's identifier URI that nodes request tokens for.
+AUDIENCE = "api://ip-mover-local"
+
+
+@dataclass
+class LocalStack:
+    """A running local Azure and local host with the mover app."""
+
+    azure: ServiceProcess
+    host: ServiceProcess
+    ready: ReadyInfo
+    control: AzureControl
+    config: dict[str, Any]
+    config_path: Path
+    state_dir: Path
+
+    @property
+    def api(self) -> str:
+        """Base URL of the mover's HTTP API."""
+        return f"{self.host.info['url']}/api/v1"
+
+    @property
+    def rpc(self) -> str:
+        """The host's Durable management API (local RPC endpoint)."""
+        return str(self.host.info["rpcBaseUrl"])
+
+    def vm_token(self, vm: str, audience: str = AUDIENCE) -> str:
+        """A managed-identity token of ``vm``, from its IMDS, as the node client gets it."""
+        url = (
+            f"{self.ready.imds[vm]}/metadata/identity/oauth2/token"
+            f"?api-version=2018-02-01&resource={audience}"
+        )
+        request = urllib.request.Request(url, headers={"Metadata": "true"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(json.load(response)["access_token"])
+
+    def restart_host(self, kill: bool = True) -> None:
+        """Kill (or stop) the host and start it again on the same durable state."""
+        if kill:
+            self.host.kill()
+        else:
+            self.host.stop()
+        self.host = _start_host(self.state_dir, self.config_path, self.ready, self.host_port)
+
+    @property
+    def host_port(self) -> int:
+        """The host's port (kept across restarts so clients can keep their URL)."""
+        return int(str(self.host.info["url"]).rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        """Stop both processes."""
+        self.host.stop()
+        self.azure.stop()
+
+
+def mover_config_for(ready: ReadyInfo, topology: dict[str, Any], **limits: Any) -> dict[str, Any]:
+    """The mover's configuration for a local Azure topology: one cluster per topology cluster."""
+    vms = {vm["name"]: vm for vm in topology["vms"]}
+    rg_prefix = f"/subscriptions/{ready.subscription_id}/resourceGroups/{ready.resource_group}"
+    clusters = []
+    for cluster in topology.get("clusters", []):
+        clusters.append(
+            {
+                "name": cluster["name"],
+                "resourceGroup": ready.resource_group,
+                "members": [
+                    {
+                        "name": name,
+                        "vmId": f"{rg_prefix}/providers/Microsoft.Compute/virtualMachines/{name}",
+                        "principalId": vms[name]["principal_id"],
+                    }
+                    for name in cluster["members"]
+                ],
+                "ips": [
+                    {"address": ip["ip"], "ipConfigName": ip["ipconfig"]}
+                    for ip in cluster["secondary_ips"]
+                ],
+            }
+        )
+    return {
+        "subscriptionId": ready.subscription_id,
+        "auth": {
+            "tenantId": ready.tenant_id,
+            "audience": AUDIENCE,
+            "issuer": ready.issuer,
+            "jwksUri": ready.jwks_uri,
+            "caBundle": ready.ca_file,
+        },
+        "arm": {"endpoint": ready.arm, "caBundle": ready.ca_file},
+        "limits": limits,
+        "operators": [],
+        "clusters": clusters,
+    }
+
+
+def start_stack(
+    state_dir: Path,
+    topology: str = "seed",
+    azure_args: list[str] | None = None,
+    limits: dict[str, Any] | None = None,
+    operators: list[str] | None = None,
+    host_port: int = 0,
+) -> LocalStack:
+    """Start the local Azure and the host with the mover app; return when both are ready."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    azure = start_service(
+        ["azure", "--topology", topology, "--state", str(state_dir / "azure"), *(azure_args or [])],
+        log_path=state_dir / "azure.log",
+    )
+    try:
+        ready = ReadyInfo.from_json(json.dumps(azure.info))
+        control = AzureControl.from_ready(ready)
+        config = mover_config_for(ready, control.topology(), **(limits or {}))
+        config["operators"] = operators or []
+        config_path = state_dir / "mover-config.json"
+        config_path.write_text(json.dumps(config, indent=2))
+        host = _start_host(state_dir, config_path, ready, host_port)
+    except BaseException:
+        azure.stop()
+        raise
+    return LocalStack(azure, host, ready, control, config, config_path, state_dir)
+
+
+def _start_host(state_dir: Path, config_path: Path, ready: ReadyInfo, port: int) -> ServiceProcess:
+    env = {"MOVER_CONFIG_FILE": str(config_path), **ready.app_identity_env()}
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return start_service(
+                [
+                    "host",
+                    "--app-dir",
+                    str(REPO_ROOT),
+                    "--state",
+                    str(state_dir / "host"),
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "INFO",
+                ],
+                log_path=state_dir / "host.log",
+                env=env,
+            )
+        except RuntimeError:
+            # A restarted host may find its old port still closing; retry briefly.
+            if port == 0 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
