@@ -783,12 +783,18 @@ class Session:
 class StepPrinter:
     """Prints a line whenever the request's status or one of its steps changes."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, request_id: str) -> None:
         self.session = session
+        self.request_id = request_id
         self.status = ""
         self.steps: Dict[int, Tuple[str, str, str]] = {}
 
     def update(self, record: Dict[str, Any]) -> None:
+        status = str(record.get("status", ""))
+        if status != self.status and status not in TERMINAL_STATUSES:
+            self.status = status
+            position = queue_position(self.session, self.request_id) if status == "queued" else ""
+            self.session.progress(status + (" " + position if position else ""))
         steps = record.get("steps") if isinstance(record.get("steps"), list) else []
         for index, step in enumerate(steps):
             if not isinstance(step, dict):
@@ -805,10 +811,6 @@ class StepPrinter:
                 if isinstance(error, dict) and error.get("message"):
                     line += ": " + str(error["message"])
                 self.session.progress(line)
-        status = str(record.get("status", ""))
-        if status != self.status and status not in TERMINAL_STATUSES:
-            self.status = status
-            self.session.progress(status)
 
 
 def running_step(record: Dict[str, Any]) -> str:
@@ -854,13 +856,9 @@ def describe_where(session: Session, record: Dict[str, Any]) -> str:
 def follow_request(session: Session, request_id: str, first: Dict[str, Any]) -> Dict[str, Any]:
     """Poll GET /requests/{id} until it is terminal; print step changes. Returns the final
     record when succeeded; raises MoveFailed, TimeoutReached, AuthError, RejectedError."""
-    printer = StepPrinter(session)
+    printer = StepPrinter(session, request_id)
     record = first
     printer.update(record)
-    if record.get("status") == "queued":
-        position = queue_position(session, request_id)
-        if position:
-            session.progress("queued " + position)
     unavailable_since: Optional[float] = None
     while True:
         session.where = describe_where_cheap(record)
@@ -1000,9 +998,7 @@ def _move(session: Session, action: str, args: argparse.Namespace) -> int:
         body["context"] = context
     answer = session.call("POST", f"/ips/{ip}/{action}", body)
     request_id = str(answer.get("requestId") or request_id)
-    session.progress(
-        "{} {}: request {} {}".format(action, ip, request_id, answer.get("status", "accepted"))
-    )
+    session.progress(f"{action} {ip}: request {request_id}")
     follow_request(session, request_id, answer)
     session.progress(f"{action} {ip} succeeded")
     wait = session.settings["wait_imds"]
