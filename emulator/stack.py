@@ -75,7 +75,12 @@ class LocalStack:
         self.azure.stop()
 
 
-def mover_config_for(ready: ReadyInfo, topology: dict[str, Any], **limits: Any) -> dict[str, Any]:
+def mover_config_for(
+    ready: ReadyInfo,
+    topology: dict[str, Any],
+    limits: dict[str, Any] | None = None,
+    lro_poll_seconds: float | None = None,
+) -> dict[str, Any]:
     """The mover's configuration for a local Azure topology: one cluster per topology cluster."""
     vms = {vm["name"]: vm for vm in topology["vms"]}
     rg_prefix = f"/subscriptions/{ready.subscription_id}/resourceGroups/{ready.resource_group}"
@@ -108,8 +113,12 @@ def mover_config_for(ready: ReadyInfo, topology: dict[str, Any], **limits: Any) 
             "jwksUri": ready.jwks_uri,
             "caBundle": ready.ca_file,
         },
-        "arm": {"endpoint": ready.arm, "caBundle": ready.ca_file},
-        "limits": limits,
+        "arm": {
+            "endpoint": ready.arm,
+            "caBundle": ready.ca_file,
+            **({"lroPollSeconds": lro_poll_seconds} if lro_poll_seconds else {}),
+        },
+        "limits": limits or {},
         "operators": [],
         "clusters": clusters,
     }
@@ -122,6 +131,7 @@ def start_stack(
     limits: dict[str, Any] | None = None,
     operators: list[str] | None = None,
     host_port: int = 0,
+    lro_poll_seconds: float | None = None,
 ) -> LocalStack:
     """Start the local Azure and the host with the mover app; return when both are ready."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +142,7 @@ def start_stack(
     try:
         ready = ReadyInfo.from_json(json.dumps(azure.info))
         control = AzureControl.from_ready(ready)
-        config = mover_config_for(ready, control.topology(), **(limits or {}))
+        config = mover_config_for(ready, control.topology(), limits, lro_poll_seconds)
         config["operators"] = operators or []
         config_path = state_dir / "mover-config.json"
         config_path.write_text(json.dumps(config, indent=2))

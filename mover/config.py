@@ -117,7 +117,8 @@ class Limits:
     default_deadline_seconds: float = 300.0
     max_deadline_seconds: float = 1800.0
     lock_lease_seconds: float = 120.0
-    lock_poll_seconds: float = 0.5
+    # Waiters are woken by the releaser; this timer is the fallback re-check.
+    lock_poll_seconds: float = 2.0
     history_size: int = 500
 
 

@@ -1,11 +1,16 @@
 """The per-IP lock: first come, first served, with a lease so a dead holder frees it.
 
 Python Durable Functions has no entity critical sections, so each IP has a
-lock entity holding this state, and each request's orchestration polls
+lock entity holding this state, and each request's orchestration asks
 ``try_acquire`` until it is granted. Only the head of the queue can be granted
 the lock; a holder that stops renewing its lease loses it; waiters that stop
-polling, or whose deadline passed, leave the queue. Times are epoch seconds
+asking, or whose deadline passed, leave the queue. Times are epoch seconds
 passed in by the caller (the orchestration's replay-safe clock).
+
+A waiter names the external event that should wake it (a new name each time:
+the Python SDK mishandles repeated buffered events of one name); ``release``
+returns whom to wake, so the lock passes on at once instead of at the next
+poll.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Grant", "IpLock", "Waiter"]
+__all__ = ["Grant", "IpLock", "Waiter", "Wake"]
 
 # A waiter polls every lock_poll_seconds; one unseen for this long is gone
 # (its orchestration was terminated or failed).
@@ -27,6 +32,7 @@ class Waiter:
     request_id: str
     deadline: float
     last_seen: float
+    wake_event: str | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,19 @@ class Grant:
     granted: bool
     position: int  # 0 when granted; else 1-based place in the queue
     holder: str | None
+    lease_until: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Wake:
+    """Raise ``event`` on orchestration ``request_id``: the lock is free and it is next."""
+
+    request_id: str
+    event: str
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -71,26 +90,33 @@ class IpLock:
         return asdict(self)
 
     def try_acquire(
-        self, request_id: str, deadline: float, now: float, lease_seconds: float
+        self,
+        request_id: str,
+        deadline: float,
+        now: float,
+        lease_seconds: float,
+        wake_event: str | None = None,
     ) -> Grant:
         """Grant the lock to ``request_id`` if it is free and the request is first in line.
 
-        A request not yet queued joins the end of the queue. The holder asking
-        again just renews its lease.
+        A request not yet queued joins the end of the queue; ``wake_event`` is
+        the event to raise on it when it becomes first and the lock is free.
+        The holder asking again just renews its lease.
         """
         self._expire(now)
         if self.holder == request_id:
             self.lease_until = now + lease_seconds
-            return Grant(True, 0, self.holder)
+            return Grant(True, 0, self.holder, self.lease_until)
         waiter = self._waiter(request_id)
         if waiter is None:
             waiter = Waiter(request_id, deadline, now)
             self.queue.append(waiter)
         waiter.last_seen = now
+        waiter.wake_event = wake_event
         if self.holder is None and self.queue[0] is waiter:
             self.queue.pop(0)
             self.holder, self.since, self.lease_until = request_id, now, now + lease_seconds
-            return Grant(True, 0, self.holder)
+            return Grant(True, 0, self.holder, self.lease_until)
         return Grant(False, self.queue.index(waiter) + 1, self.holder)
 
     def renew(self, request_id: str, now: float, lease_seconds: float) -> bool:
@@ -101,14 +127,16 @@ class IpLock:
         self.lease_until = now + lease_seconds
         return True
 
-    def release(self, request_id: str) -> bool:
-        """Give up the lock or a place in the queue; True if anything changed."""
+    def release(self, request_id: str, now: float) -> Wake | None:
+        """Give up the lock or a place in the queue; whom to wake, if anyone."""
         if self.holder == request_id:
             self.holder = self.since = self.lease_until = None
-            return True
-        before = len(self.queue)
-        self.queue = [w for w in self.queue if w.request_id != request_id]
-        return len(self.queue) != before
+        else:
+            self.queue = [w for w in self.queue if w.request_id != request_id]
+        self._expire(now)
+        if self.holder is None and self.queue and self.queue[0].wake_event:
+            return Wake(self.queue[0].request_id, self.queue[0].wake_event)
+        return None
 
     def _waiter(self, request_id: str) -> Waiter | None:
         return next((w for w in self.queue if w.request_id == request_id), None)

@@ -34,12 +34,17 @@ def ip_lock(context: df.DurableEntityContext) -> None:
     operation = context.operation_name
     if operation == "try_acquire":
         result: Any = lock.try_acquire(
-            args["requestId"], args["deadline"], args["now"], args["leaseSeconds"]
+            args["requestId"],
+            args["deadline"],
+            args["now"],
+            args["leaseSeconds"],
+            args.get("wakeEvent"),
         ).to_dict()
     elif operation == "renew":
         result = lock.renew(args["requestId"], args["now"], args["leaseSeconds"])
     elif operation == "release":
-        result = lock.release(args["requestId"])
+        wake = lock.release(args["requestId"], args["now"])
+        result = wake.to_dict() if wake else None
     else:
         raise ValueError(f"ip_lock has no operation {operation!r}")
     context.set_state(lock.to_dict())

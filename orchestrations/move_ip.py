@@ -19,6 +19,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from activities.lock_wakeup import WAKE_WAITER
 from activities.network import LIST_NICS, UPDATE_NIC, WAIT_FOR_NIC_UPDATE
 from mover.config import current_config
 from mover.errors import ErrorInfo, MoverError, PermanentError
@@ -46,18 +47,19 @@ def move_ip(context: df.DurableOrchestrationContext) -> Steps:
     """Serialize, apply and verify one acquire or release of a secondary IP."""
     run = MoveRun(context, MoveRequest.from_dict(context.get_input()))
     if not (yield from run.wait_for_lock()):
-        return (yield from run.finish(RequestStatus.EXPIRED, run.expired_error()))
+        run.end(RequestStatus.EXPIRED, run.expired_error())
+        return (yield from run.record_in_history())
     try:
         yield from run.converge()
-        status, error = RequestStatus.SUCCEEDED, None
+        run.end(RequestStatus.SUCCEEDED)
     except MoverError as failure:
-        status, error = RequestStatus.FAILED, run.failure(failure)
+        run.end(RequestStatus.FAILED, run.failure(failure))
     except Exception:
         # No yield in `finally` (it misbehaves on replay): release, then re-raise.
         yield from run.release_lock()
         raise
     yield from run.release_lock()
-    return (yield from run.finish(status, error))
+    return (yield from run.record_in_history())
 
 
 class MoveRun:
@@ -70,6 +72,7 @@ class MoveRun:
         self.limits = current_config().limits
         self.deadline = parse_iso(request.deadline).timestamp()
         self.lock = lock_entity(request.ip)
+        self.lease_until = 0.0
         self._publish()
 
     # -- time and audit ------------------------------------------------------
@@ -99,14 +102,24 @@ class MoveRun:
     # -- the lock ------------------------------------------------------------
 
     def wait_for_lock(self) -> Steps:
-        """Poll the IP's lock until granted (True) or the deadline passes (False)."""
+        """Wait for the IP's lock: True once granted, False if the deadline passes first.
+
+        The releaser wakes the next waiter with an event; a timer re-checks
+        anyway (lost wake-ups, holders whose lease ran out).
+        """
+        attempt = 0
         while True:
             now = self.now()
             if now >= self.deadline:
-                yield self.context.call_entity(self.lock, "release", self._lock_args())
+                yield from self.release_lock()
                 return False
-            grant = yield self.context.call_entity(self.lock, "try_acquire", self._lock_args())
+            attempt += 1
+            wake_event = f"lock-free-{attempt}"
+            grant = yield self.context.call_entity(
+                self.lock, "try_acquire", {**self._lock_args(), "wakeEvent": wake_event}
+            )
             if grant["granted"]:
+                self.lease_until = grant["lease_until"]
                 self.record.status = RequestStatus.RUNNING
                 self.record.locked_at = self._now_iso()
                 self.record.queue_position = None
@@ -115,17 +128,28 @@ class MoveRun:
             if grant["position"] != self.record.queue_position:
                 self.record.queue_position = grant["position"]
                 self._publish()
-            wake = min(now + self.limits.lock_poll_seconds, self.deadline)
-            yield self.context.create_timer(_utc(wake))
+            recheck = self.context.create_timer(
+                _utc(min(now + self.limits.lock_poll_seconds, self.deadline))
+            )
+            woken = self.context.wait_for_external_event(wake_event)
+            winner = yield self.context.task_any([recheck, woken])
+            if winner == woken:
+                recheck.cancel()
 
     def renew_lock(self) -> Steps:
-        """Extend the lease before a write; a lost lock ends the request (never write then)."""
+        """Keep the lease before a write; a lost lock ends the request (never write then)."""
+        lease = self.limits.lock_lease_seconds
+        if self.now() < self.lease_until - lease / 2:
+            return
         if not (yield self.context.call_entity(self.lock, "renew", self._lock_args())):
             raise PermanentError("lock_lost", "the IP's lock lease ran out before the move ended")
+        self.lease_until = self.now() + lease
 
     def release_lock(self) -> Steps:
-        """Give the lock to the next request."""
-        yield self.context.call_entity(self.lock, "release", self._lock_args())
+        """Give up the lock (or the place in the queue) and wake whoever is next."""
+        wake = yield self.context.call_entity(self.lock, "release", self._lock_args())
+        if wake:
+            yield self.context.call_activity(WAKE_WAITER, wake)
 
     def _lock_args(self) -> dict[str, Any]:
         return {
@@ -270,14 +294,17 @@ class MoveRun:
             message += f"; {self.request.ip} is unassigned (on no NIC)"
         return {"code": error.code, "message": message}
 
-    def finish(self, status: RequestStatus, error: dict[str, Any] | None) -> Steps:
-        """Record the outcome in the custom status and the IP's history; return the record."""
+    def end(self, status: RequestStatus, error: dict[str, Any] | None = None) -> None:
+        """The request's outcome (before the lock passes on, so audit spans never overlap)."""
         self.record.status = status
         self.record.error = error
         self.record.queue_position = None
         self.record.finished_at = self._now_iso()
+        self._publish()
+
+    def record_in_history(self) -> Steps:
+        """Keep the finished record in the IP's history; it is also the orchestration's output."""
         record = self.record.to_api()
-        self.context.set_custom_status(record)
         yield self.context.call_entity(
             history_entity(self.request.ip),
             "append",

@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from azure.functions import meta
@@ -21,11 +22,24 @@ log = logging.getLogger("emulator.host.activity")
 
 
 class ActivityRunner:
-    """Invokes activity functions the way the worker does (converters in, converters out)."""
+    """Invokes activity functions the way the worker does (converters in, converters out).
 
-    def __init__(self, store: DurableStore, catalog: FunctionCatalog) -> None:
+    Like the Python worker, coroutine functions run on the one event loop
+    (``loop``), plain functions on worker threads; an activity may also have a
+    durable client binding (``client_binding`` gives its JSON).
+    """
+
+    def __init__(
+        self,
+        store: DurableStore,
+        catalog: FunctionCatalog,
+        loop: asyncio.AbstractEventLoop,
+        client_binding: Callable[[], dict[str, Any]],
+    ) -> None:
         self._store = store
         self._catalog = catalog
+        self._loop = loop
+        self._client_binding = client_binding
 
     def run(self, item: ActivityWorkItem) -> None:
         """Run the activity and commit TaskCompleted or TaskFailed, removing the work item."""
@@ -65,9 +79,13 @@ class ActivityRunner:
                 meta.Datum(type="json", value=item.input if item.input is not None else "null"),
                 trigger_metadata={},
             )
-            kwargs = {function.trigger_name: argument}
+            kwargs: dict[str, Any] = {function.trigger_name: argument}
+            for binding in function.bindings:
+                if binding["type"] == "durableClient":
+                    kwargs[binding["name"]] = json.dumps(self._client_binding())
             if function.is_async:
-                value = asyncio.run(function.handler(**kwargs))
+                future = asyncio.run_coroutine_threadsafe(function.handler(**kwargs), self._loop)
+                value = future.result()
             else:
                 value = function.handler(**kwargs)
             encoded = converter.encode(value, expected_type=None)

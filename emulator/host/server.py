@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,14 @@ class LocalHost:
         self.keys, self.keys_file = load_or_create_keys(config.state_dir)
         self.catalog: FunctionCatalog = load_catalog(config.app_ref, config.app_dir)
         self.store = DurableStore(config.state_dir / "durable.sqlite")
-        self.dispatcher = Dispatcher(self.store, self.catalog, config.activity_workers)
+        # Built inside the running event loop: async activities run on it.
+        self.dispatcher = Dispatcher(
+            self.store,
+            self.catalog,
+            asyncio.get_running_loop(),
+            self.client_binding,
+            config.activity_workers,
+        )
         self.base_url = ""
         self.rpc_base_url = ""
         self._runners: list[web.AppRunner] = []
@@ -89,7 +97,8 @@ class LocalHost:
         """Stop serving, let running work finish, close the store."""
         for runner in self._runners:
             await runner.cleanup()
-        self.dispatcher.stop()
+        # In a thread: running async activities need this loop to finish.
+        await asyncio.to_thread(self.dispatcher.stop)
         self.store.close()
 
     def ready_info(self) -> dict[str, Any]:

@@ -1,0 +1,117 @@
+"""The mover end to end: the local Azure and the local host running function_app.py."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from emulator.stack import LocalStack, start_stack
+
+IP = "10.5.0.110"
+NIC = {"server01": "server01535", "server02": "server02800"}
+FINISHED = ("succeeded", "failed", "expired")
+
+# Fast Azure: NIC updates take 0.3 s and ARM suggests polling after 0.2 s.
+FAST_AZURE = ["--nic-update-seconds", "0.3", "--retry-after", "0.2"]
+FAST_LIMITS = {"lockPollSeconds": 1.0, "lockLeaseSeconds": 30}
+
+
+class Mover:
+    """Calls the mover's API as the nodes do, with tokens from each VM's IMDS."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.http = requests.Session()
+        self.http.trust_env = False
+        self._tokens: dict[str, str] = {}
+
+    def token(self, vm: str) -> str:
+        """A VM's managed-identity token for the app (cached)."""
+        if vm not in self._tokens:
+            self._tokens[vm] = self.stack.vm_token(vm)
+        return self._tokens[vm]
+
+    def post(
+        self, action: str, vm: str, ip: str = IP, token: str | None = None, **body: Any
+    ) -> requests.Response:
+        """POST /v1/ips/{ip}/{action} as ``vm``."""
+        body.setdefault("requestId", str(uuid.uuid4()))
+        return self.http.post(
+            f"{self.stack.api}/ips/{ip}/{action}",
+            json=body,
+            headers={"Authorization": f"Bearer {token or self.token(vm)}"},
+            timeout=30,
+        )
+
+    def get(self, path: str, vm: str) -> requests.Response:
+        """GET /v1/{path} as ``vm``."""
+        return self.http.get(
+            f"{self.stack.api}/{path}",
+            headers={"Authorization": f"Bearer {self.token(vm)}"},
+            timeout=30,
+        )
+
+    def wait(self, request_id: str, vm: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Poll the request until it has finished; return its record."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.get(f"requests/{request_id}", vm)
+            assert r.status_code == 200, r.text
+            record = r.json()
+            if record["status"] in FINISHED:
+                return record
+            if time.monotonic() > deadline:
+                raise AssertionError(f"request {request_id} still {record['status']}: {record}")
+            time.sleep(0.05)
+
+    def move(self, action: str, vm: str, ip: str = IP, **body: Any) -> dict[str, Any]:
+        """Post and wait: the finished record."""
+        r = self.post(action, vm, ip, **body)
+        assert r.status_code in (200, 202), r.text
+        return self.wait(r.json()["requestId"], vm)
+
+    def holders(self, ip: str = IP) -> list[str]:
+        """Names of the NICs that hold the IP per the local ARM."""
+        found = []
+        for nic in self.stack.control.nics():
+            for config in nic["properties"]["ipConfigurations"]:
+                if config["properties"].get("privateIPAddress") == ip:
+                    found.append(nic["name"])
+        return found
+
+    def writes_since(self, seq: int) -> list[Any]:
+        """ARM writes logged after ``seq``."""
+        return [r for r in self.stack.control.requests(since=seq) if r.method == "PUT"]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """One local Azure (seed topology) and one host with the mover, for the session."""
+    running = start_stack(
+        tmp_path_factory.mktemp("stack"),
+        azure_args=FAST_AZURE,
+        limits=FAST_LIMITS,
+        lro_poll_seconds=0.1,
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def mover(stack: LocalStack) -> Iterator[Mover]:
+    """A client, with ARM back at the seed state and no faults."""
+    stack.control.reset()
+    yield Mover(stack)
+
+
+def log_of(stack: LocalStack) -> str:
+    """The host's log, for failure messages."""
+    return Path(stack.host.log_path).read_text(errors="replace")[-5000:]

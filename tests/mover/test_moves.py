@@ -1,0 +1,159 @@
+"""Acquire and release through the API: outcomes, ARM writes, serialization, audit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from .conftest import IP, NIC, Mover
+
+
+def _without_etags(value):
+    if isinstance(value, dict):
+        return {k: _without_etags(v) for k, v in value.items() if k != "etag"}
+    if isinstance(value, list):
+        return [_without_etags(v) for v in value]
+    return value
+
+
+def _settings(nic: dict) -> dict:
+    """Everything of a NIC that a move must not change (etags change on every write)."""
+    nic = _without_etags(nic)
+    props = {
+        k: v
+        for k, v in nic["properties"].items()
+        if k not in ("ipConfigurations", "provisioningState", "resourceGuid")
+    }
+    primary = [c for c in nic["properties"]["ipConfigurations"] if c["properties"].get("primary")]
+    return {"tags": nic.get("tags"), "props": props, "primary": primary}
+
+
+def test_acquire_puts_the_ip_on_the_callers_nic_only(mover: Mover) -> None:
+    record = mover.move("acquire", "server01", context={"event": "START", "group": "failover"})
+    assert record["status"] == "succeeded", record
+    assert mover.holders() == [NIC["server01"]]
+    assert [s["name"] for s in record["steps"]] == ["find_holder", "add_ip_config", "verify"]
+    assert record["context"] == {"event": "START", "group": "failover"}
+    assert record["toNic"].endswith(NIC["server01"]) and record["fromNics"] == []
+
+    record = mover.move("acquire", "server02", context={"event": "FAILOVER"})
+    assert record["status"] == "succeeded", record
+    assert mover.holders() == [NIC["server02"]]
+    assert [s["name"] for s in record["steps"]] == [
+        "find_holder",
+        "remove_ip_config",
+        "add_ip_config",
+        "verify",
+    ]
+    assert record["fromNics"][0].endswith(NIC["server01"])
+    assert all(s["armOperationId"] for s in record["steps"] if s["name"].endswith("config"))
+
+
+def test_acquire_when_already_held_writes_nothing(mover: Mover) -> None:
+    mover.move("acquire", "server01")
+    seq = mover.stack.control.last_seq()
+    record = mover.move("acquire", "server01")
+    assert record["status"] == "succeeded"
+    assert [s["name"] for s in record["steps"]] == ["find_holder"]
+    assert mover.writes_since(seq) == []
+
+
+def test_release_removes_only_from_the_caller(mover: Mover) -> None:
+    mover.move("acquire", "server01")
+    seq = mover.stack.control.last_seq()
+    record = mover.move("release", "server02")
+    assert record["status"] == "succeeded"
+    assert mover.writes_since(seq) == [], "a non-holder's release must not write"
+    assert mover.holders() == [NIC["server01"]]
+
+    record = mover.move("release", "server01")
+    assert record["status"] == "succeeded"
+    assert mover.holders() == []
+    assert [s["name"] for s in record["steps"]] == ["find_holder", "remove_ip_config", "verify"]
+
+
+def test_moves_keep_every_other_nic_setting(mover: Mover) -> None:
+    before = {vm: _settings(mover.stack.control.nic(n)) for vm, n in NIC.items()}
+    for vm in ("server01", "server02", "server01"):
+        assert mover.move("acquire", vm)["status"] == "succeeded"
+    mover.move("release", "server01")
+    after = {vm: _settings(mover.stack.control.nic(n)) for vm, n in NIC.items()}
+    assert after == before
+
+
+def test_a_retried_post_returns_the_same_request(mover: Mover) -> None:
+    request_id = str(uuid.uuid4())
+    first = mover.post("acquire", "server01", requestId=request_id)
+    again = mover.post("acquire", "server01", requestId=request_id)
+    assert first.status_code == 202
+    assert again.status_code in (200, 202)
+    assert again.json()["requestId"] == request_id
+    mover.wait(request_id, "server01")
+    done = mover.post("acquire", "server01", requestId=request_id)
+    assert done.status_code == 200 and done.json()["status"] == "succeeded"
+    history = mover.get(f"ips/{IP}/history", "server01").json()["records"]
+    assert [r["requestId"] for r in history].count(request_id) == 1
+
+
+def test_a_request_id_reused_for_another_request_is_a_conflict(mover: Mover) -> None:
+    request_id = str(uuid.uuid4())
+    mover.wait(
+        mover.post("acquire", "server01", requestId=request_id).json()["requestId"], "server01"
+    )
+    r = mover.post("release", "server01", requestId=request_id)
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "request_id_conflict"
+
+
+def test_concurrent_acquires_are_serialized_first_come_first_served(mover: Mover) -> None:
+    """20 acquires from two nodes at once: one at a time, all answered, one holder."""
+    vms = ["server01", "server02"] * 10
+    with ThreadPoolExecutor(20) as pool:
+        posted = list(pool.map(lambda vm: (vm, mover.post("acquire", vm)), vms))
+    assert all(r.status_code == 202 for _, r in posted)
+    records = [mover.wait(r.json()["requestId"], vm, timeout=120) for vm, r in posted]
+    assert all(r["status"] == "succeeded" for r in records), [r["error"] for r in records]
+
+    spans = sorted(records, key=lambda r: r["lockedAt"])
+    for earlier, later in itertools.pairwise(spans):
+        assert earlier["finishedAt"] <= later["lockedAt"], "two moves of one IP overlapped"
+    last = spans[-1]
+    assert mover.holders() == [NIC[last["caller"]["member"]]]
+    history = mover.get(f"ips/{IP}/history?limit=100", "server01").json()["records"]
+    assert {r["requestId"] for r in records} <= {h["requestId"] for h in history}
+
+
+def test_a_request_whose_deadline_passes_in_the_queue_never_runs(mover: Mover) -> None:
+    # Hold the lock with a slow move: NIC updates take 3 s.
+    mover.stack.control.update_settings(nic_update_seconds=3.0)
+    slow = mover.post("acquire", "server01")
+    mover.stack.control.wait_for(
+        lambda: (
+            mover.get(f"requests/{slow.json()['requestId']}", "server01").json()["status"]
+            == "running"
+        )
+    )
+    deadline = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)).isoformat()
+    late = mover.post("acquire", "server02", deadline=deadline)
+    record = mover.wait(late.json()["requestId"], "server02")
+    assert record["status"] == "expired"
+    assert record["steps"] == [] and record["lockedAt"] is None
+    assert mover.wait(slow.json()["requestId"], "server01")["status"] == "succeeded"
+    assert mover.holders() == [NIC["server01"]]
+
+
+def test_ip_state_shows_holder_and_lock(mover: Mover) -> None:
+    mover.move("acquire", "server02")
+    r = mover.get(f"ips/{IP}", "server01")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["cluster"] == "cluster1" and body["ipConfigName"] == "ipconfig2"
+    assert [h["member"] for h in body["holders"]] == ["server02"]
+    assert body["lock"]["holder"] is None and body["lock"]["queue"] == []
+
+
+def test_health_needs_no_token(mover: Mover) -> None:
+    r = mover.http.get(f"{mover.stack.api}/health", timeout=10)
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
