@@ -781,20 +781,27 @@ class Session:
 
 
 class StepPrinter:
-    """Prints a line whenever the request's status or one of its steps changes."""
+    """Prints a line whenever the request's status, its place in the queue or one of its
+    steps changes, and keeps `session.where` current for timeout and interrupt messages."""
 
     def __init__(self, session: Session, request_id: str) -> None:
         self.session = session
         self.request_id = request_id
         self.status = ""
+        self.position = ""  # last known place in the queue, e.g. "at position 2 of 3"
         self.steps: Dict[int, Tuple[str, str, str]] = {}
 
     def update(self, record: Dict[str, Any]) -> None:
         status = str(record.get("status", ""))
-        if status != self.status and status not in TERMINAL_STATUSES:
-            self.status = status
-            position = queue_position(self.session, self.request_id) if status == "queued" else ""
-            self.session.progress(status + (" " + position if position else ""))
+        position = self.position
+        if status == "queued" and self.session.deadline.remaining() > 0:
+            # Ask again each poll while queued: the log then shows the queue moving.
+            position = queue_position(self.session, self.request_id) or position
+        if (status, position) != (self.status, self.position):
+            self.status, self.position = status, position
+            self.session.where = self.where(record)  # before printing: a SIGTERM may follow
+            if status not in TERMINAL_STATUSES:
+                self.session.progress(" ".join(p for p in (status, position) if p))
         steps = record.get("steps") if isinstance(record.get("steps"), list) else []
         for index, step in enumerate(steps):
             if not isinstance(step, dict):
@@ -811,6 +818,15 @@ class StepPrinter:
                 if isinstance(error, dict) and error.get("message"):
                     line += ": " + str(error["message"])
                 self.session.progress(line)
+        self.session.where = self.where(record)
+
+    def where(self, record: Dict[str, Any]) -> str:
+        """'queued at position 2 of 3' / 'running step add_ip_config (server02-nic)'."""
+        status = str(record.get("status", "unknown"))
+        if status == "queued" and self.position:
+            return "queued " + self.position
+        step = running_step(record) if status == "running" else ""
+        return status + (" step " + step if step else "")
 
 
 def running_step(record: Dict[str, Any]) -> str:
@@ -842,17 +858,6 @@ def queue_position(session: Session, request_id: str) -> str:
     return ""
 
 
-def describe_where(session: Session, record: Dict[str, Any]) -> str:
-    status = str(record.get("status", "unknown"))
-    if status == "queued":
-        position = queue_position(session, str(record.get("requestId", "")))
-        return "queued" + (" " + position if position else "")
-    if status == "running":
-        step = running_step(record)
-        return "running" + (" step " + step if step else "")
-    return status
-
-
 def follow_request(session: Session, request_id: str, first: Dict[str, Any]) -> Dict[str, Any]:
     """Poll GET /requests/{id} until it is terminal; print step changes. Returns the final
     record when succeeded; raises MoveFailed, TimeoutReached, AuthError, RejectedError."""
@@ -861,7 +866,14 @@ def follow_request(session: Session, request_id: str, first: Dict[str, Any]) -> 
     printer.update(record)
     unavailable_since: Optional[float] = None
     while True:
-        session.where = describe_where_cheap(record)
+        if session.deadline.remaining() <= 0:
+            where = printer.where(record)
+            if unavailable_since is not None:
+                where += f"; the function has not answered since {unavailable_since:.1f}s"
+            raise TimeoutReached(
+                f"timed out after {session.deadline.elapsed():.1f}s; "
+                f"request {request_id} was {where}"
+            )
         try:
             record = session.call(
                 "GET", "/requests/" + urllib.parse.quote(request_id, safe=""), attempts=1
@@ -894,23 +906,7 @@ def follow_request(session: Session, request_id: str, first: Dict[str, Any]) -> 
                 f"request {request_id} expired in the queue: "
                 "its deadline passed before it could run"
             )
-        pause = min(session.settings["poll_interval"], session.deadline.remaining())
-        if pause <= 0:
-            where = describe_where(session, record)
-            if unavailable_since is not None:
-                where += f"; the function has not answered since {unavailable_since:.1f}s"
-            raise TimeoutReached(
-                f"timed out after {session.deadline.elapsed():.1f}s; "
-                f"request {request_id} was {where}"
-            )
-        _sleep(pause)
-
-
-def describe_where_cheap(record: Dict[str, Any]) -> str:
-    """Like describe_where() without a network call (for the SIGTERM message)."""
-    status = str(record.get("status", "unknown"))
-    step = running_step(record) if status == "running" else ""
-    return status + (" step " + step if step else "")
+        _sleep(max(0.0, min(session.settings["poll_interval"], session.deadline.remaining())))
 
 
 def wait_for_metadata(session: Session, present: bool) -> None:

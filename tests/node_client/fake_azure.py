@@ -18,10 +18,12 @@ and the OCF agent. Run it by hand with ``python tests/node_client/fake_azure.py`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import ipaddress
 import json
 import re
+import ssl
 import threading
 import time
 import urllib.parse
@@ -87,6 +89,8 @@ class State:
     step_time: float = 0.01
     imds_lag: float = 0.0
     fail_step: str | None = None
+    slow_steps: dict[str, float] = field(default_factory=dict)  # step name -> its duration
+    deadline_skew: float = 0.0  # added to every deadline the fake receives (a skewed clock)
     queue_ahead: list[str] = field(default_factory=list)
     holder: str | None = OTHER_NIC  # NIC holding CLUSTER_IP now (per "ARM")
     visible: dict[str, float] = field(default_factory=dict)  # ip -> when IMDS shows it here
@@ -138,17 +142,19 @@ class State:
             record.update(status="expired", finishedAt=rfc3339(move.deadline))
             return record
         record.update(status="running", lockedAt=rfc3339(start))
-        for index, (name, nic) in enumerate(move.plan):
-            began = start + index * self.step_time
+        began = start
+        for name, nic in move.plan:
+            took = self.slow_steps.get(name, self.step_time)
             if now < began:
                 return record
             step: dict[str, Any] = {"name": name, "status": "running", "startedAt": rfc3339(began)}
             if nic:
                 step["nic"] = nic_id(nic)
             record["steps"].append(step)
-            if now < began + self.step_time:
+            if now < began + took:
                 return record
-            step["finishedAt"] = rfc3339(began + self.step_time)
+            began += took
+            step["finishedAt"] = rfc3339(began)
             if name == self.fail_step:
                 step["status"] = "failed"
                 error = {"code": "PrivateIPAddressInUse", "message": f"{name} failed (fake)"}
@@ -156,7 +162,7 @@ class State:
                 record.update(status="failed", error=error, finishedAt=step["finishedAt"])
                 return record
             step["status"] = "succeeded"
-        finished = start + len(move.plan) * self.step_time
+        finished = began
         record.update(status="succeeded", finishedAt=rfc3339(finished))
         if not move.applied:
             move.applied = True
@@ -243,7 +249,9 @@ class Handler(BaseHTTPRequestHandler):
                 if isinstance(fault.action, int):
                     self._error(fault.action, "injected", f"injected fault {fault.action}")
                     return
-            answer = self._route(method, parts.path, dict(urllib.parse.parse_qsl(parts.query)), body)
+            answer = self._route(
+                method, parts.path, dict(urllib.parse.parse_qsl(parts.query)), body
+            )
             if fault is not None and fault.action == "drop-after":
                 self.close_connection = True
                 return
@@ -393,6 +401,7 @@ class Handler(BaseHTTPRequestHandler):
         except (KeyError, AttributeError, ValueError):
             self._error(400, "invalid_deadline", "deadline is not RFC 3339")
             return None
+        deadline += dt.timedelta(seconds=state.deadline_skew)
         if deadline.timestamp() < now:
             self._error(400, "deadline_passed", "the deadline is in the past")
             return None
@@ -420,13 +429,21 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class FakeServer(ThreadingHTTPServer):
+    """The fake on 127.0.0.1; with `tls` (a server SSLContext) it speaks https, and with
+    `peer` it shares that instance's state (an https API beside a plain-http IMDS)."""
+
     daemon_threads = True
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(
+        self, port: int = 0, tls: ssl.SSLContext | None = None, peer: FakeServer | None = None
+    ) -> None:
         super().__init__(("127.0.0.1", port), Handler)
-        self.state = State()
-        self.lock = threading.Lock()
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+        self.state = State() if peer is None else peer.state
+        self.lock = threading.Lock() if peer is None else peer.lock
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server_address[1]}"
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     def start(self) -> FakeServer:
@@ -444,10 +461,8 @@ def main() -> None:
     args = parser.parse_args()
     server = FakeServer(args.port)
     print(json.dumps({"url": server.url, "audience": AUDIENCE, "ip": CLUSTER_IP}), flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
