@@ -33,12 +33,13 @@ def azure(server: FakeServer) -> State:
     return server.state
 
 
-def write_config(path: Path, url: str, **extra: object) -> Path:
+def write_config(path: Path, base: str, **extra: object) -> Path:
+    """A config file for the fake at `base`; `extra` overrides keys (None drops one)."""
     values = {
-        "url": url,
+        "url": base,
         "audience": AUDIENCE,
         "ip": CLUSTER_IP,
-        "imds_url": url,
+        "imds_url": base,
         "timeout": 10,
         "poll_interval": 0.02,
         "retry_backoff": 0.01,

@@ -71,7 +71,9 @@ class Move:
     context: dict[str, Any]
     created: float  # wall clock
     deadline: float
-    plan: list[tuple[str, str]]  # (step name, nic or "")
+    plan: list[tuple[str, str, float]]  # (step name, nic or "", seconds it takes)
+    queue_time: float  # these are frozen when the request arrives
+    fail_step: str | None
     applied: bool = False
 
 
@@ -116,7 +118,7 @@ class State:
 
     def timeline(self, move: Move, now: float) -> dict[str, Any]:
         """The request record at `now`, as GET /api/v1/requests/{id} shows it."""
-        start = move.created + self.queue_time
+        start = move.created + move.queue_time
         record: dict[str, Any] = {
             "requestId": move.request_id,
             "ip": move.ip,
@@ -126,7 +128,7 @@ class State:
             "context": move.context,
             "createdAt": rfc3339(move.created),
             "deadline": rfc3339(move.deadline),
-            "fromNics": [nic_id(n) for name, n in move.plan if name == "remove_ip_config"],
+            "fromNics": [nic_id(n) for name, n, _ in move.plan if name == "remove_ip_config"],
             "toNic": nic_id(THIS_NIC) if move.action == "acquire" else None,
             "steps": [],
             "unassigned": False,
@@ -143,8 +145,7 @@ class State:
             return record
         record.update(status="running", lockedAt=rfc3339(start))
         began = start
-        for name, nic in move.plan:
-            took = self.slow_steps.get(name, self.step_time)
+        for name, nic, took in move.plan:
             if now < began:
                 return record
             step: dict[str, Any] = {"name": name, "status": "running", "startedAt": rfc3339(began)}
@@ -155,7 +156,7 @@ class State:
                 return record
             began += took
             step["finishedAt"] = rfc3339(began)
-            if name == self.fail_step:
+            if name == move.fail_step:
                 step["status"] = "failed"
                 error = {"code": "PrivateIPAddressInUse", "message": f"{name} failed (fake)"}
                 step["error"] = error
@@ -174,7 +175,7 @@ class State:
                 self.visible.pop(move.ip, None)
         return record
 
-    def plan(self, action: str) -> list[tuple[str, str]]:
+    def plan(self, action: str) -> list[tuple[str, str, float]]:
         steps = [("find_holder", "")]
         if action == "acquire":
             if self.holder not in (None, THIS_NIC):
@@ -183,7 +184,8 @@ class State:
                 steps.append(("add_ip_config", THIS_NIC))
         elif self.holder == THIS_NIC:
             steps.append(("remove_ip_config", THIS_NIC))
-        return [*steps, ("verify", "")]
+        steps.append(("verify", ""))
+        return [(name, nic, self.slow_steps.get(name, self.step_time)) for name, nic in steps]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -409,7 +411,7 @@ class Handler(BaseHTTPRequestHandler):
         if move is None:
             move = Move(
                 request_id, ip, action, body.get("context") or {}, now, deadline.timestamp(),
-                state.plan(action),
+                state.plan(action), state.queue_time, state.fail_step,
             )  # fmt: skip
             state.moves[request_id] = move
         elif (move.ip, move.action) != (ip, action):
