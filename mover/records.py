@@ -97,6 +97,8 @@ class Step:
     arm_operation_id: str | None = None
     attempt: int = 1
     error: dict[str, Any] | None = None
+    # Codes of the failed attempts that were retried (the last ten).
+    retried: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -133,7 +135,7 @@ class RequestRecord:
             "fromNics": self.from_nics,
             "toNic": self.to_nic,
             "unassigned": self.unassigned,
-            "steps": [_step_to_api(s) for s in self.steps],
+            "steps": _bounded_steps([_step_to_api(s) for s in self.steps]),
             "error": self.error,
         }
 
@@ -165,10 +167,24 @@ class RequestRecord:
             from_nics=list(data.get("fromNics") or []),
             to_nic=data.get("toNic"),
             unassigned=bool(data.get("unassigned")),
-            steps=[_step_from_api(s) for s in data.get("steps") or []],
+            steps=[_step_from_api(s) for s in data.get("steps") or [] if s["name"] != "omitted"],
             error=data.get("error"),
             queue_position=data.get("queuePosition"),
         )
+
+
+# Custom status is limited to 16 KB in Azure: long retry stories keep their
+# first and last steps.
+_MAX_STEPS_SHOWN = 24
+
+
+def _bounded_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if len(steps) <= _MAX_STEPS_SHOWN:
+        return steps
+    head, tail = steps[:4], steps[-(_MAX_STEPS_SHOWN - 5) :]
+    omitted = len(steps) - len(head) - len(tail)
+    gap = {"name": "omitted", "status": f"{omitted} steps not shown", "startedAt": None}
+    return [*head, gap, *tail]
 
 
 def _step_to_api(step: Step) -> dict[str, Any]:
@@ -180,6 +196,7 @@ def _step_to_api(step: Step) -> dict[str, Any]:
         "nic": step.nic,
         "armOperationId": step.arm_operation_id,
         "attempt": step.attempt,
+        "retried": step.retried,
         "error": step.error,
     }
 
@@ -194,4 +211,5 @@ def _step_from_api(data: dict[str, Any]) -> Step:
         arm_operation_id=data.get("armOperationId"),
         attempt=data.get("attempt", 1),
         error=data.get("error"),
+        retried=list(data.get("retried") or []),
     )

@@ -37,6 +37,9 @@ MOVE_IP = "move_ip"
 # renewed between calls.
 _UPDATE_WAIT_BUDGET_SECONDS = 60.0
 
+# The NIC changed under us so that the plan no longer holds: read again.
+_REPLAN_CODES = frozenset({"PrivateIPAddressInUse", "PrivateIPAddressIsAllocated"})
+
 bp = df.Blueprint()
 
 Steps = Generator[Any, Any, Any]
@@ -199,35 +202,45 @@ class MoveRun:
             yield from self._back_off(step, ErrorInfo.from_dict(outcome["error"]))
 
     def apply(self, change: Change) -> Steps:
-        """Make one NIC change and wait for ARM to finish it; True means re-plan."""
+        """Make one NIC change and wait for ARM to finish it; True means re-plan.
+
+        Transient failures retry the same change (the activity re-reads the NIC,
+        so a change that did happen is a no-op); a NIC that changed under us in
+        a way that invalidates the plan (the IP now in use elsewhere) re-plans.
+        """
         name = "remove_ip_config" if change.kind == "remove" else "add_ip_config"
         step = self._start_step(name, nic=change.nic_id)
-        yield from self.renew_lock()
-        outcome = yield self.context.call_activity(
-            UPDATE_NIC,
-            {
-                "requestId": self.request.request_id,
-                "subscriptionId": self.request.subscription_id,
-                "nicId": change.nic_id,
-                "change": {
-                    "kind": change.kind,
-                    "nic_id": change.nic_id,
-                    "nic_name": change.nic_name,
+        while True:
+            yield from self.renew_lock()
+            outcome = yield self.context.call_activity(
+                UPDATE_NIC,
+                {
+                    "requestId": self.request.request_id,
+                    "subscriptionId": self.request.subscription_id,
+                    "nicId": change.nic_id,
+                    "change": {
+                        "kind": change.kind,
+                        "nic_id": change.nic_id,
+                        "nic_name": change.nic_name,
+                    },
+                    "address": self.request.ip,
+                    "ipConfigName": self.request.ip_config_name,
                 },
-                "address": self.request.ip,
-                "ipConfigName": self.request.ip_config_name,
-            },
-        )
-        if not outcome["ok"]:
-            yield from self._back_off(step, ErrorInfo.from_dict(outcome["error"]))
-            return True
-        update = outcome["result"]
-        step.arm_operation_id = update.get("armRequestId")
-        finished = update["noop"] or (
-            yield from self._wait_for_update(step, change, update.get("operationUrl"))
-        )
-        if not finished:
-            return True
+            )
+            if outcome["ok"]:
+                update = outcome["result"]
+                step.arm_operation_id = update.get("armRequestId") or step.arm_operation_id
+                error = None
+                if not update["noop"]:
+                    error = yield from self._wait_for_update(change, update.get("operationUrl"))
+                if error is None:
+                    break
+            else:
+                error = ErrorInfo.from_dict(outcome["error"])
+            yield from self._back_off(step, error)
+            if error.code in _REPLAN_CODES:
+                self._end_step(step, error)
+                return True
         self._end_step(step)
         if self.request.action == Action.ACQUIRE:
             # Between a remove and the add, the IP is on no NIC: say so plainly.
@@ -235,12 +248,12 @@ class MoveRun:
             self._publish()
         return False
 
-    def _wait_for_update(self, step: Step, change: Change, operation_url: str | None) -> Steps:
-        """Follow the NIC update to its end; False means it failed transiently (re-plan)."""
+    def _wait_for_update(self, change: Change, operation_url: str | None) -> Steps:
+        """Follow the NIC update to its end: None when it succeeded, else its error."""
         while True:
             budget = min(_UPDATE_WAIT_BUDGET_SECONDS, self.deadline - self.now())
             if budget <= 0:
-                raise self._deadline_error(step)
+                return ErrorInfo("deadline_exceeded", "the NIC update outlasted the deadline", True)
             yield from self.renew_lock()
             outcome = yield self.context.call_activity(
                 WAIT_FOR_NIC_UPDATE,
@@ -253,11 +266,10 @@ class MoveRun:
                 },
             )
             if outcome["ok"]:
-                return True
+                return None
             error = ErrorInfo.from_dict(outcome["error"])
             if error.code != "StillUpdating":
-                yield from self._back_off(step, error)
-                return False
+                return error
 
     def _back_off(self, step: Step, error: ErrorInfo) -> Steps:
         """Wait before retrying a step, or end the request when retrying cannot help."""
@@ -269,6 +281,7 @@ class MoveRun:
                 raise PermanentError(error.code, error.message, status=error.status)
             raise self._deadline_error(step)
         step.attempt += 1
+        step.retried = [*step.retried, error.code][-10:]
         self._publish()
         if delay > 0:
             yield self.context.create_timer(_utc(self.now() + delay))
