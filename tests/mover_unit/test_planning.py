@@ -1,0 +1,430 @@
+"""Planning: who holds the IP, and which NIC writes make only the caller's NIC hold it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from mover.errors import PermanentError
+from mover.planning import (
+    Change,
+    IpConfigView,
+    NicEdit,
+    NicView,
+    Plan,
+    find_ip_holders,
+    find_vm_nic,
+    plan_acquire,
+    plan_nic_edit,
+    plan_release,
+    verify_acquired,
+    verify_released,
+)
+
+from .builders import IP1, IP1_CONFIG, SUBNET1, ipc, nic, nic_id, vm_of
+
+VM1, VM2, VM3 = vm_of("server01"), vm_of("server02"), vm_of("server11")
+
+
+def vip(name: str = IP1_CONFIG, address: str = IP1) -> IpConfigView:
+    """The floating IP's ip-configuration."""
+    return ipc(name, address)
+
+
+def permanent(call, *args) -> PermanentError:
+    with pytest.raises(PermanentError) as caught:
+        call(*args)
+    return caught.value
+
+
+def apply_edit(target: NicView, edit: NicEdit) -> NicView:
+    """What ARM does with the NIC once the edit is PUT back."""
+    configs = [c for c in target.ip_configs if c.name not in edit.remove_names]
+    if edit.add_name is not None:
+        configs.append(ipc(edit.add_name, edit.add_address, subnet=edit.add_subnet_id))
+    return dataclasses.replace(target, ip_configs=tuple(configs))
+
+
+def execute(plan: Plan, nics: list[NicView]) -> list[NicView]:
+    """Apply a plan's changes in order, each re-decided on the NIC as it is now."""
+    by_id = {n.id: n for n in nics}
+    for change in plan.changes:
+        current = by_id[change.nic_id]
+        by_id[change.nic_id] = apply_edit(current, plan_nic_edit(current, change, IP1, IP1_CONFIG))
+    return list(by_id.values())
+
+
+# -- find_ip_holders ----------------------------------------------------------
+
+
+def test_no_nic_holds_an_unassigned_ip():
+    assert find_ip_holders([nic("nic1", VM1), nic("nic2", VM2)], IP1) == []
+
+
+def test_every_nic_with_the_address_is_a_holder():
+    nics = [nic("nic1", VM1, vip()), nic("nic2", VM2), nic("nic3", VM3, vip("other-name"))]
+
+    assert [n.name for n in find_ip_holders(nics, IP1)] == ["nic1", "nic3"]
+
+
+def test_config_holding_finds_the_ip_config_by_address():
+    target = nic("nic1", VM1, ipc("ipconfig3", "10.5.0.200"), vip())
+
+    assert target.config_holding(IP1).name == IP1_CONFIG
+    assert target.config_holding("10.5.0.201") is None
+
+
+# -- find_vm_nic --------------------------------------------------------------
+
+
+def test_the_vms_only_nic_is_chosen():
+    nics = [nic("nic1", VM1), nic("nic2", VM2)]
+
+    assert find_vm_nic(nics, VM2, IP1).name == "nic2"
+
+
+def test_vm_id_is_compared_case_insensitively():
+    nics = [nic("nic1", VM1.upper()), nic("nic2", VM2)]
+
+    assert find_vm_nic(nics, VM1.lower(), IP1).name == "nic1"
+
+
+def test_detached_nics_are_ignored():
+    nics = [nic("orphan", None, vip()), nic("nic1", VM1)]
+
+    assert find_vm_nic(nics, VM1, IP1).name == "nic1"
+
+
+def test_vm_without_a_nic_in_the_group_is_a_permanent_error():
+    error = permanent(find_vm_nic, [nic("nic2", VM2)], VM1, IP1)
+
+    assert error.code == "vm_has_no_nic"
+    assert error.message == f"no NIC in the cluster's resource group is attached to {VM1}"
+
+
+def test_vm_with_two_nics_uses_the_one_holding_the_ip():
+    nics = [nic("nic1a", VM1), nic("nic1b", VM1, vip()), nic("nic2", VM2)]
+
+    assert find_vm_nic(nics, VM1, IP1).name == "nic1b"
+
+
+def test_vm_with_two_nics_neither_holding_the_ip_is_ambiguous():
+    nics = [nic("nic1a", VM1), nic("nic1b", VM1), nic("nic2", VM2, vip())]
+
+    error = permanent(find_vm_nic, nics, VM1, IP1)
+
+    assert error.code == "vm_has_several_nics"
+    assert error.message == f"{VM1} has 2 NICs (nic1a, nic1b); cannot tell which one"
+
+
+# -- plan_acquire -------------------------------------------------------------
+
+
+def test_acquire_when_already_on_the_target_alone_needs_no_write():
+    nics = [nic("nic1", VM1, vip()), nic("nic2", VM2)]
+
+    plan = plan_acquire(nics, VM1, IP1)
+
+    assert plan.done
+    assert plan.changes == ()
+    assert plan.target_nic.name == "nic1"
+    assert plan.holders == (nic_id("nic1"),)
+
+
+def test_acquire_of_an_unassigned_ip_only_adds_it():
+    nics = [nic("nic1", VM1), nic("nic2", VM2)]
+
+    plan = plan_acquire(nics, VM1, IP1)
+
+    assert plan.changes == (Change("add", nic_id("nic1"), "nic1"),)
+    assert plan.holders == ()
+    assert not plan.done
+
+
+def test_acquire_removes_from_the_other_nic_first_then_adds():
+    nics = [nic("nic1", VM1), nic("nic2", VM2, vip())]
+
+    plan = plan_acquire(nics, VM1, IP1)
+
+    assert plan.changes == (
+        Change("remove", nic_id("nic2"), "nic2"),
+        Change("add", nic_id("nic1"), "nic1"),
+    )
+    assert plan.holders == (nic_id("nic2"),)
+
+
+def test_acquire_removes_from_every_other_holder_before_adding():
+    nics = [nic("nic2", VM2, vip()), nic("nic1", VM1), nic("nic3", VM3, vip("stray"))]
+
+    plan = plan_acquire(nics, VM1, IP1)
+
+    assert [(c.kind, c.nic_name) for c in plan.changes] == [
+        ("remove", "nic2"),
+        ("remove", "nic3"),
+        ("add", "nic1"),
+    ]
+    assert plan.holders == (nic_id("nic2"), nic_id("nic3"))
+
+
+def test_acquire_when_on_target_and_elsewhere_only_removes_the_other():
+    nics = [nic("nic1", VM1, vip()), nic("nic2", VM2, vip())]
+
+    plan = plan_acquire(nics, VM1, IP1)
+
+    assert plan.changes == (Change("remove", nic_id("nic2"), "nic2"),)
+    assert set(plan.holders) == {nic_id("nic1"), nic_id("nic2")}
+
+
+def test_acquire_never_removes_a_primary_address_elsewhere():
+    nics = [nic("nic1", VM1), nic("nic2", VM2, primary_address=IP1)]
+
+    error = permanent(plan_acquire, nics, VM1, IP1)
+
+    assert error.code == "ip_is_primary_elsewhere"
+    assert error.message == f"{IP1} is the primary address of nic2; it cannot be moved"
+
+
+def test_acquire_for_a_vm_with_two_nics_keeps_the_ip_where_it_is():
+    nics = [nic("nic1a", VM1), nic("nic1b", VM1, vip()), nic("nic2", VM2)]
+
+    plan = plan_acquire(nics, VM1, IP1)
+
+    assert plan.done
+    assert plan.target_nic.name == "nic1b"
+
+
+def test_acquire_for_a_vm_without_nic_fails_before_any_change():
+    error = permanent(plan_acquire, [nic("nic2", VM2, vip())], VM1, IP1)
+
+    assert error.code == "vm_has_no_nic"
+
+
+def test_executing_the_acquire_plan_leaves_the_ip_on_the_target_only():
+    nics = [nic("nic1", VM1), nic("nic2", VM2, vip()), nic("nic3", VM3, vip("stray"))]
+
+    after = execute(plan_acquire(nics, VM1, IP1), nics)
+
+    assert verify_acquired(after, VM1, IP1) is None
+    assert plan_acquire(after, VM1, IP1).done
+    assert [n.name for n in find_ip_holders(after, IP1)] == ["nic1"]
+
+
+def test_executing_the_acquire_plan_twice_changes_nothing_the_second_time():
+    nics = [nic("nic1", VM1), nic("nic2", VM2, vip())]
+    plan = plan_acquire(nics, VM1, IP1)
+
+    once = execute(plan, nics)
+    twice = execute(plan, once)
+
+    assert twice == once
+
+
+# -- plan_release -------------------------------------------------------------
+
+
+def test_release_removes_the_ip_from_the_callers_nic():
+    nics = [nic("nic1", VM1, vip()), nic("nic2", VM2)]
+
+    plan = plan_release(nics, VM1, IP1)
+
+    assert plan.changes == (Change("remove", nic_id("nic1"), "nic1"),)
+    assert plan.target_nic.name == "nic1"
+
+
+def test_release_when_not_on_the_caller_needs_no_write_even_if_elsewhere():
+    nics = [nic("nic1", VM1), nic("nic2", VM2, vip())]
+
+    plan = plan_release(nics, VM1, IP1)
+
+    assert plan.done
+    assert plan.holders == (nic_id("nic2"),)
+
+
+def test_release_never_touches_another_nic():
+    nics = [nic("nic1", VM1, vip()), nic("nic2", VM2, vip()), nic("nic3", VM3, vip())]
+
+    plan = plan_release(nics, VM1, IP1)
+
+    assert [c.nic_name for c in plan.changes] == ["nic1"]
+
+
+def test_release_of_an_unassigned_ip_needs_no_write():
+    assert plan_release([nic("nic1", VM1), nic("nic2", VM2)], VM1, IP1).done
+
+
+def test_release_never_removes_the_primary_address():
+    error = permanent(plan_release, [nic("nic1", VM1, primary_address=IP1)], VM1, IP1)
+
+    assert error.code == "ip_is_primary"
+    assert error.message == f"{IP1} is the primary address of nic1; not releasing it"
+
+
+def test_executing_the_release_plan_leaves_other_holders_alone():
+    nics = [nic("nic1", VM1, vip()), nic("nic2", VM2, vip())]
+
+    after = execute(plan_release(nics, VM1, IP1), nics)
+
+    assert verify_released(after, VM1, IP1) is None
+    assert [n.name for n in find_ip_holders(after, IP1)] == ["nic2"]
+    assert plan_release(after, VM1, IP1).done
+
+
+# -- plan_nic_edit ------------------------------------------------------------
+
+
+def test_remove_drops_the_ip_config_carrying_the_address():
+    holder = nic("nic2", VM2, ipc("ipconfig3", "10.5.0.200"), vip())
+
+    edit = plan_nic_edit(holder, Change("remove", holder.id, "nic2"), IP1, IP1_CONFIG)
+
+    assert edit == NicEdit(remove_names=(IP1_CONFIG,))
+    assert not edit.is_noop
+
+
+def test_remove_matches_by_address_not_by_name():
+    holder = nic("nic2", VM2, vip(name="legacy-vip"))
+
+    edit = plan_nic_edit(holder, Change("remove", holder.id, "nic2"), IP1, IP1_CONFIG)
+
+    assert edit.remove_names == ("legacy-vip",)
+
+
+def test_remove_of_an_address_already_gone_is_a_noop():
+    holder = nic("nic2", VM2, ipc(IP1_CONFIG, "10.5.0.201"))
+
+    edit = plan_nic_edit(holder, Change("remove", holder.id, "nic2"), IP1, IP1_CONFIG)
+
+    assert edit.is_noop
+    assert edit == NicEdit()
+
+
+def test_remove_never_names_a_primary_ip_config():
+    holder = nic("nic2", VM2, primary_address=IP1)
+
+    edit = plan_nic_edit(holder, Change("remove", holder.id, "nic2"), IP1, IP1_CONFIG)
+
+    assert edit.remove_names == ()
+
+
+def test_add_joins_the_primary_subnet_with_the_configured_name():
+    subnet = SUBNET1.replace("default", "backend")
+    target = NicView(
+        id=nic_id("nic1"),
+        name="nic1",
+        vm_id=VM1,
+        provisioning_state="Succeeded",
+        ip_configs=(
+            ipc("ipconfig3", "10.5.0.200", subnet=None),
+            ipc("ipconfig1", "10.5.0.4", True, subnet),
+        ),
+    )
+
+    edit = plan_nic_edit(target, Change("add", target.id, "nic1"), IP1, IP1_CONFIG)
+
+    assert edit == NicEdit(add_name=IP1_CONFIG, add_address=IP1, add_subnet_id=subnet)
+    assert not edit.is_noop
+
+
+@pytest.mark.parametrize("name", [IP1_CONFIG, "some-other-name"])
+def test_add_when_the_address_is_already_there_is_a_noop(name):
+    target = nic("nic1", VM1, vip(name=name))
+
+    assert plan_nic_edit(target, Change("add", target.id, "nic1"), IP1, IP1_CONFIG).is_noop
+
+
+def test_add_to_a_nic_without_primary_is_a_permanent_error():
+    target = NicView(nic_id("nic1"), "nic1", VM1, "Succeeded", (ipc("ipconfig1", "10.5.0.4"),))
+
+    error = permanent(plan_nic_edit, target, Change("add", target.id, "nic1"), IP1, IP1_CONFIG)
+
+    assert error.code == "nic_has_no_primary"
+    assert error.message == "nic1 has no primary ip-configuration"
+
+
+def test_add_to_a_nic_whose_primary_has_no_subnet_is_a_permanent_error():
+    target = NicView(
+        nic_id("nic1"), "nic1", VM1, "Succeeded", (ipc("ipconfig1", "10.5.0.4", True, None),)
+    )
+
+    error = permanent(plan_nic_edit, target, Change("add", target.id, "nic1"), IP1, IP1_CONFIG)
+
+    assert error.code == "nic_has_no_primary"
+
+
+def test_add_when_the_name_is_taken_by_another_address_is_a_permanent_error():
+    target = nic("nic1", VM1, ipc(IP1_CONFIG, "10.5.0.201"))
+
+    error = permanent(plan_nic_edit, target, Change("add", target.id, "nic1"), IP1, IP1_CONFIG)
+
+    assert error.code == "ip_config_name_taken"
+    assert error.message == (
+        f"nic1 already has an ip-configuration named {IP1_CONFIG} with another address"
+    )
+
+
+def test_nic_edit_defaults_to_a_noop():
+    assert NicEdit().is_noop
+    assert not NicEdit(remove_names=("x",)).is_noop
+    assert not NicEdit(add_name="x").is_noop
+
+
+# -- verify -------------------------------------------------------------------
+
+
+def test_verify_acquired_passes_when_only_the_target_holds_the_ip():
+    assert verify_acquired([nic("nic1", VM1, vip()), nic("nic2", VM2)], VM1, IP1) is None
+
+
+def test_verify_acquired_names_every_holder_when_another_nic_still_has_it():
+    nics = [nic("nic1", VM1, vip()), nic("nic2", VM2, vip())]
+
+    assert verify_acquired(nics, VM1, IP1) == f"{IP1} is on nic1, nic2, expected only on nic1"
+
+
+def test_verify_acquired_fails_when_the_ip_is_nowhere():
+    nics = [nic("nic1", VM1), nic("nic2", VM2)]
+
+    assert verify_acquired(nics, VM1, IP1) == f"{IP1} is on no NIC, expected only on nic1"
+
+
+def test_verify_acquired_fails_when_the_ip_is_only_elsewhere():
+    nics = [nic("nic1", VM1), nic("nic2", VM2, vip())]
+
+    assert verify_acquired(nics, VM1, IP1) == f"{IP1} is on nic2, expected only on nic1"
+
+
+def test_verify_released_ignores_other_holders():
+    assert verify_released([nic("nic1", VM1), nic("nic2", VM2, vip())], VM1, IP1) is None
+
+
+def test_verify_released_fails_while_the_target_still_holds_it():
+    nics = [nic("nic1", VM1, vip()), nic("nic2", VM2)]
+
+    assert verify_released(nics, VM1, IP1) == f"{IP1} is still on nic1"
+
+
+# -- NicView as data ----------------------------------------------------------
+
+
+def test_nic_view_round_trips_through_its_dict():
+    original = nic("nic1", VM1, vip(), ipc("ipconfig3", None, subnet=None))
+
+    data = original.to_dict()
+
+    assert data["vmId"] == VM1
+    assert data["ipConfigs"][0] == {
+        "name": "ipconfig1",
+        "address": original.ip_configs[0].address,
+        "primary": True,
+        "subnetId": SUBNET1,
+    }
+    assert NicView.from_dict(data) == original
+
+
+def test_nic_view_from_minimal_dict_defaults_the_optional_fields():
+    view = NicView.from_dict({"id": "n", "name": "n", "ipConfigs": [{"name": "c"}]})
+
+    assert view.vm_id is None
+    assert view.provisioning_state is None
+    assert view.ip_configs[0] == ipc("c", None, False, None)
