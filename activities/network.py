@@ -135,12 +135,21 @@ def wait_for_nic_update(request: dict[str, Any]) -> dict[str, Any]:
 def _update_status(
     client: Any, operation_url: str | None, group: str, name: str
 ) -> tuple[str, dict[str, Any] | None]:
-    """Status of the update: the Azure-AsyncOperation resource, else the NIC's state."""
+    """Status of the update: the Azure-AsyncOperation resource, else the NIC's state.
+
+    The operation resource sits at subscription scope; where the app's role is
+    granted only on the resource group and ARM refuses it (403/404), the NIC's
+    provisioningState tells the same, without the failure's reason.
+    """
     if operation_url:
         response = client.send_request(HttpRequest("GET", operation_url))
-        response.raise_for_status()
-        body = response.json()
-        return str(body.get("status")), body.get("error")
+        if response.status_code not in (403, 404):
+            response.raise_for_status()
+            body = response.json()
+            return str(body.get("status")), body.get("error")
+        log.warning(
+            "cannot read %s (%d): using the NIC's state", operation_url, response.status_code
+        )
     nic = client.network_interfaces.get(group, name)
     return str(nic.provisioning_state), None
 

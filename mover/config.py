@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -31,13 +32,13 @@ __all__ = [
     "parse_config",
 ]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _VM_ID = re.compile(
-    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/virtualMachines/[^/]+$",
+    r"/subscriptions/[^/\s]+/resourceGroups/[^/\s]+/providers/Microsoft\.Compute/virtualMachines/[^/\s]+",
     re.IGNORECASE,
 )
-_IPCONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+_IPCONFIG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 
 
 class ConfigError(ValueError):
@@ -178,8 +179,8 @@ def parse_config(raw: Any) -> MoverConfig:
     if not isinstance(raw, dict):
         raise ConfigError(["the configuration must be a JSON object"])
     auth = _parse_auth(raw.get("auth"), problems)
-    arm = _parse_arm(raw.get("arm") or {}, problems)
-    limits = _parse_limits(raw.get("limits") or {}, problems)
+    arm = _parse_arm(_section(raw, "arm", problems), problems)
+    limits = _parse_limits(_section(raw, "limits", problems), problems)
     default_subscription = raw.get("subscriptionId")
     operators = raw.get("operators") or []
     if not isinstance(operators, list) or not all(_is_guid(o) for o in operators):
@@ -213,16 +214,17 @@ def _parse_auth(raw: Any, problems: list[str]) -> AuthSettings | None:
     tenant = raw.get("tenantId")
     if not _is_guid(tenant):
         problems.append("auth.tenantId: must be a GUID")
-    for key in ("audience", "issuer"):
-        if not isinstance(raw.get(key), str) or not raw[key]:
-            problems.append(f"auth.{key}: required")
+    if not isinstance(raw.get("audience"), str) or not raw["audience"]:
+        problems.append("auth.audience: required")
+    if not raw.get("issuer"):
+        problems.append("auth.issuer: required")
     issuer = raw.get("issuer") or ""
-    if issuer and not issuer.startswith("https://"):
+    if issuer and not _is_https(issuer):
         problems.append("auth.issuer: must be an https URL")
     jwks = raw.get("jwksUri") or (
         f"https://login.microsoftonline.com/{tenant}/discovery/keys" if _is_guid(tenant) else ""
     )
-    if jwks and not jwks.startswith("https://"):
+    if jwks and not _is_https(jwks):
         problems.append("auth.jwksUri: must be an https URL")
     if problems and any(p.startswith("auth") for p in problems):
         return None
@@ -237,7 +239,7 @@ def _parse_auth(raw: Any, problems: list[str]) -> AuthSettings | None:
 
 def _parse_arm(raw: dict[str, Any], problems: list[str]) -> ArmSettings:
     endpoint = raw.get("endpoint", ArmSettings.endpoint)
-    if not isinstance(endpoint, str) or not endpoint.startswith("https://"):
+    if not _is_https(endpoint):
         # Bearer tokens are never sent over plain http.
         problems.append("arm.endpoint: must be an https URL")
         endpoint = ArmSettings.endpoint
@@ -260,7 +262,7 @@ def _parse_limits(raw: dict[str, Any], problems: list[str]) -> Limits:
         lock_poll_seconds=_positive(
             raw, "lockPollSeconds", d.lock_poll_seconds, "limits", problems
         ),
-        history_size=int(_positive(raw, "historySize", d.history_size, "limits", problems)),
+        history_size=_whole(raw, "historySize", d.history_size, "limits", problems),
     )
     if limits.default_deadline_seconds > limits.max_deadline_seconds:
         problems.append("limits.defaultDeadlineSeconds: must not exceed maxDeadlineSeconds")
@@ -275,7 +277,7 @@ def _parse_cluster(
         return None
     before = len(problems)
     name = raw.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         problems.append(f"{where}.name: required, letters, digits, '.', '_', '-'")
     subscription = raw.get("subscriptionId", default_subscription)
     if not _is_guid(subscription):
@@ -307,10 +309,10 @@ def _parse_member(raw: Any, where: str, problems: list[str]) -> Member | None:
         problems.append(f"{where}: must be an object")
         return None
     ok = True
-    if not isinstance(raw.get("name"), str) or not _NAME.match(raw["name"]):
+    if not isinstance(raw.get("name"), str) or not _NAME.fullmatch(raw["name"]):
         problems.append(f"{where}.name: required")
         ok = False
-    if not isinstance(raw.get("vmId"), str) or not _VM_ID.match(raw["vmId"]):
+    if not isinstance(raw.get("vmId"), str) or not _VM_ID.fullmatch(raw["vmId"]):
         problems.append(f"{where}.vmId: must be a virtual machine resource id")
         ok = False
     if not _is_guid(raw.get("principalId")):
@@ -335,7 +337,7 @@ def _parse_ip(raw: Any, where: str, problems: list[str]) -> IpSpec | None:
         problems.append(f"{where}.address: {address} is not a private address")
         return None
     name = raw.get("ipConfigName")
-    if not isinstance(name, str) or not _IPCONFIG_NAME.match(name):
+    if not isinstance(name, str) or not _IPCONFIG_NAME.fullmatch(name):
         problems.append(f"{where}.ipConfigName: required")
         return None
     return IpSpec(str(parsed), name)
@@ -354,6 +356,10 @@ def _check_unique(clusters: list[Cluster], problems: list[str]) -> None:
                     f"IP {spec.address} belongs to both {seen_ips[spec.address]} and {cluster.name}"
                 )
             seen_ips[spec.address] = cluster.name
+        config_names = [spec.ip_config_name.lower() for spec in cluster.ips]
+        if len(set(config_names)) != len(config_names):
+            # A NIC cannot carry two ip-configurations of one name.
+            problems.append(f"cluster {cluster.name}: each IP needs its own ipConfigName")
         names = [m.name.lower() for m in cluster.members]
         principals = [m.principal_id for m in cluster.members]
         if len(set(names)) != len(names) or len(set(principals)) != len(principals):
@@ -362,18 +368,44 @@ def _check_unique(clusters: list[Cluster], problems: list[str]) -> None:
             )
 
 
+def _section(raw: dict[str, Any], key: str, problems: list[str]) -> dict[str, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        problems.append(f"{key}: must be an object")
+        return {}
+    return value
+
+
 def _positive(
     raw: dict[str, Any], key: str, default: float, where: str, problems: list[str]
 ) -> float:
     value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    # json.loads reads Infinity and NaN: neither is a usable time.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         problems.append(f"{where}.{key}: must be a positive number")
         return default
     return float(value)
 
 
+def _whole(raw: dict[str, Any], key: str, default: int, where: str, problems: list[str]) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        problems.append(f"{where}.{key}: must be a whole number of at least 1")
+        return default
+    return value
+
+
+def _is_https(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("https://")
+
+
 def _is_guid(value: Any) -> bool:
-    return isinstance(value, str) and bool(_GUID.match(value))
+    return isinstance(value, str) and bool(_GUID.fullmatch(value))
 
 
 @functools.cache

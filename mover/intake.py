@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 MAX_BODY_BYTES = 16 * 1024
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _CONTEXT_KEYS = frozenset({"event", "server", "group", "resource"})
 _CONTEXT_VALUE_MAX = 256
 
@@ -60,7 +60,7 @@ def parse_ip(text: str) -> str:
 
 def parse_request_id(text: str) -> str:
     """A request id as the API accepts it; ApiError(400, invalid_request_id) otherwise."""
-    if not _REQUEST_ID.match(text):
+    if not _REQUEST_ID.fullmatch(text):
         raise ApiError(
             400, "invalid_request_id", "requestId must be 1-64 characters of A-Z a-z 0-9 . _ : -"
         )

@@ -107,6 +107,10 @@ class IpLock:
         if self.holder == request_id:
             self.lease_until = now + lease_seconds
             return Grant(True, 0, self.holder, self.lease_until)
+        if deadline <= now:
+            # Too late: never granted, and not queued either.
+            self.queue = [w for w in self.queue if w.request_id != request_id]
+            return Grant(False, 0, self.holder)
         waiter = self._waiter(request_id)
         if waiter is None:
             waiter = Waiter(request_id, deadline, now)

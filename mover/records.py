@@ -139,39 +139,6 @@ class RequestRecord:
             "error": self.error,
         }
 
-    @classmethod
-    def from_api(cls, data: dict[str, Any]) -> RequestRecord:
-        """Rebuild from ``to_api`` output (the form kept in durable state)."""
-        caller = data["caller"]
-        request = MoveRequest(
-            request_id=data["requestId"],
-            action=Action(data["action"]),
-            ip=data["ip"],
-            ip_config_name=data.get("ipConfigName", ""),
-            cluster=data["cluster"],
-            subscription_id="",
-            resource_group="",
-            member=caller["member"],
-            vm_id=caller["vm"],
-            caller_principal="",
-            by_operator=caller.get("byOperator", False),
-            created_at=data["createdAt"],
-            deadline=data["deadline"],
-            context=data.get("context") or {},
-        )
-        return cls(
-            request=request,
-            status=RequestStatus(data["status"]),
-            locked_at=data.get("lockedAt"),
-            finished_at=data.get("finishedAt"),
-            from_nics=list(data.get("fromNics") or []),
-            to_nic=data.get("toNic"),
-            unassigned=bool(data.get("unassigned")),
-            steps=[_step_from_api(s) for s in data.get("steps") or [] if s["name"] != "omitted"],
-            error=data.get("error"),
-            queue_position=data.get("queuePosition"),
-        )
-
 
 # Custom status is limited to 16 KB in Azure: long retry stories keep their
 # first and last steps.
@@ -199,17 +166,3 @@ def _step_to_api(step: Step) -> dict[str, Any]:
         "retried": step.retried,
         "error": step.error,
     }
-
-
-def _step_from_api(data: dict[str, Any]) -> Step:
-    return Step(
-        name=data["name"],
-        started_at=data["startedAt"],
-        status=data["status"],
-        finished_at=data.get("finishedAt"),
-        nic=data.get("nic"),
-        arm_operation_id=data.get("armOperationId"),
-        attempt=data.get("attempt", 1),
-        error=data.get("error"),
-        retried=list(data.get("retried") or []),
-    )

@@ -68,7 +68,7 @@ class Mover:
                 return record
             if time.monotonic() > deadline:
                 raise AssertionError(f"request {request_id} still {record['status']}: {record}")
-            time.sleep(0.05)
+            time.sleep(0.2)
 
     def move(self, action: str, vm: str, ip: str = IP, **body: Any) -> dict[str, Any]:
         """Post and wait: the finished record."""

@@ -155,3 +155,15 @@ def test_an_ip_left_on_no_nic_is_reported_as_unassigned(held_by_server01: Mover)
     assert mover.holders() == []
     mover.stack.control.clear_faults()
     assert mover.move("acquire", "server02")["status"] == "succeeded"
+
+
+def test_an_unreadable_operation_status_falls_back_to_the_nic_state(mover: Mover) -> None:
+    """Where the role does not cover the subscription-level operation resource."""
+    control = mover.stack.control
+    control.fail_next(5, method="GET", path="/operations/", status=403, code="AuthorizationFailed")
+    seq = control.last_seq()
+    record = mover.move("acquire", "server01")
+    assert record["status"] == "succeeded", record
+    assert mover.holders() == [NIC["server01"]]
+    refused = [r for r in control.requests(since=seq) if r.status == 403]
+    assert refused and all("/operations/" in r.path for r in refused)

@@ -244,7 +244,6 @@ def test_arm_endpoint_must_be_https(endpoint):
         ("limits", "maxDeadlineSeconds"),
         ("limits", "lockLeaseSeconds"),
         ("limits", "lockPollSeconds"),
-        ("limits", "historySize"),
     ],
 )
 @pytest.mark.parametrize("value", [0, -5, "10", True, None])
@@ -253,6 +252,14 @@ def test_time_and_size_settings_must_be_positive_numbers(section, key, value):
     raw[section] = {key: value}
 
     assert problems_of(raw) == [f"{section}.{key}: must be a positive number"]
+
+
+@pytest.mark.parametrize("value", [0, -5, "10", True, None, 0.5, 2.5])
+def test_history_size_must_be_a_whole_number_of_at_least_one(value):
+    raw = config_dict()
+    raw["limits"] = {"historySize": value}
+
+    assert problems_of(raw) == ["limits.historySize: must be a whole number of at least 1"]
 
 
 def test_default_deadline_must_not_exceed_the_maximum():
@@ -537,11 +544,6 @@ def test_load_config_reads_os_environ_by_default(monkeypatch):
 # -- known bugs ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config.py _parse_auth calls .startswith on issuer/jwksUri without checking "
-    "the type: a non-string raises AttributeError instead of ConfigError",
-)
 @pytest.mark.parametrize("key", ["issuer", "jwksUri"])
 def test_non_string_issuer_or_jwks_uri_is_a_config_problem(key):
     raw = config_dict()
@@ -550,11 +552,6 @@ def test_non_string_issuer_or_jwks_uri_is_a_config_problem(key):
     assert problems_of(raw) == [f"auth.{key}: must be an https URL"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config.py parse_config passes raw['arm'] / raw['limits'] to helpers that call "
-    ".get on them: a non-object raises AttributeError instead of ConfigError",
-)
 @pytest.mark.parametrize(("section", "value"), [("arm", "https://arm.local"), ("limits", [300])])
 def test_non_object_arm_or_limits_is_a_config_problem(section, value):
     raw = config_dict()
@@ -566,22 +563,6 @@ def test_non_object_arm_or_limits_is_a_config_problem(section, value):
     assert problems[0].startswith(f"{section}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config.py _parse_limits truncates historySize with int() after the positive "
-    "check, so 0.5 passes validation and becomes history_size 0",
-)
-def test_fractional_history_size_below_one_is_refused():
-    raw = config_dict()
-    raw["limits"] = {"historySize": 0.5}
-
-    assert problems_of(raw) == ["limits.historySize: must be a positive number"]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config.py _positive accepts non-finite numbers (json.loads reads Infinity/NaN)",
-)
 @pytest.mark.parametrize("literal", ["Infinity", "NaN"])
 def test_non_finite_limits_are_refused(literal):
     text = json.dumps(config_dict())[:-1] + f', "limits": {{"maxDeadlineSeconds": {literal}}}}}'
@@ -592,11 +573,6 @@ def test_non_finite_limits_are_refused(literal):
     assert caught.value.problems == ["limits.maxDeadlineSeconds: must be a positive number"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config.py validates names, GUIDs and VM ids with re.match and a '$' anchor, "
-    "which also matches before a trailing newline, so 'x\\n' is accepted",
-)
 @pytest.mark.parametrize(
     ("where", "key"),
     [
@@ -615,3 +591,13 @@ def test_value_with_trailing_newline_is_refused(where, key):
 
     assert len(problems) == 1
     assert problems[0].startswith(f"clusters[0].{where[0]}[{where[1]}].{key}: ")
+
+
+def test_two_ips_of_one_cluster_need_their_own_ip_config_names():
+    raw = config_dict()
+    cluster = raw["clusters"][0]
+    cluster["ips"].append(
+        {"address": "10.5.0.111", "ipConfigName": cluster["ips"][0]["ipConfigName"]}
+    )
+
+    assert problems_of(raw) == [f"cluster {cluster['name']}: each IP needs its own ipConfigName"]

@@ -84,11 +84,6 @@ def test_invalid_request_id_is_a_400(text):
     assert (error.status, error.code) == (400, "invalid_request_id")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: intake.py _REQUEST_ID is used with re.match and a '$' anchor, which also "
-    "matches before a trailing newline: 'abc\\n' is accepted as a request id",
-)
 def test_request_id_with_trailing_newline_is_a_400():
     error = api_error(parse_request_id, "abc\n")
 

@@ -315,3 +315,11 @@ def test_grant_and_wake_are_json_ready():
     }
     assert Grant(False, 2, "A").to_dict()["lease_until"] is None
     assert Wake("B", "wake-B").to_dict() == {"request_id": "B", "event": "wake-B"}
+
+
+def test_a_request_past_its_deadline_is_neither_granted_nor_queued():
+    lock = IpLock()
+    grant = ask(lock, "late", T0, deadline=T0 - 1)
+    assert grant.granted is False
+    assert queue_of(lock) == []
+    assert lock.holder is None

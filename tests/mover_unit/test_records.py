@@ -245,37 +245,3 @@ def test_record_api_form_shows_each_step_with_timings_and_arm_operation():
 
 def test_record_api_form_does_not_expose_the_callers_principal():
     assert MEMBERS["server01"].principal_id not in json.dumps(finished_record().to_api())
-
-
-def test_record_rebuilt_from_its_api_form_shows_the_same_api_form():
-    api = finished_record().to_api()
-
-    rebuilt = RequestRecord.from_api(json.loads(json.dumps(api)))
-
-    assert rebuilt.to_api() == api
-    assert rebuilt.status is RequestStatus.SUCCEEDED
-    assert rebuilt.request.action is Action.ACQUIRE
-    assert rebuilt.steps[0].attempt == 2
-
-
-def test_record_from_minimal_api_form_defaults_the_rest():
-    rebuilt = RequestRecord.from_api(
-        {
-            "requestId": "req-9",
-            "action": "release",
-            "ip": IP1,
-            "cluster": "cluster1",
-            "status": "expired",
-            "caller": {"member": "server02", "vm": MEMBERS["server02"].vm_id},
-            "createdAt": "2025-06-01T12:00:00.000Z",
-            "deadline": "2025-06-01T12:05:00.000Z",
-            "steps": [{"name": "wait", "startedAt": "2025-06-01T12:00:00.000Z", "status": "x"}],
-        }
-    )
-
-    assert rebuilt.status is RequestStatus.EXPIRED
-    assert rebuilt.request.by_operator is False
-    assert rebuilt.request.context == {}
-    assert rebuilt.from_nics == []
-    assert rebuilt.unassigned is False
-    assert rebuilt.steps == [Step("wait", "2025-06-01T12:00:00.000Z", "x")]

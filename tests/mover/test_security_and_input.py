@@ -1,0 +1,154 @@
+"""Refused requests: a clear 401/403/4xx, nothing queued, nothing changed."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import requests
+
+from emulator.stack import AUDIENCE
+
+from .conftest import IP, Mover
+
+
+@pytest.fixture
+def untouched(mover: Mover):
+    """Asserts after the test that ARM saw no write and no request was queued."""
+    seq = mover.stack.control.last_seq()
+    instances_before = _instance_count(mover)
+    yield mover
+    assert mover.writes_since(seq) == []
+    assert _instance_count(mover) == instances_before, "a refused request was queued"
+
+
+def _instance_count(mover: Mover) -> int:
+    r = requests.get(f"{mover.stack.rpc}instances/", timeout=10)
+    return len([i for i in r.json() if i["name"] == "move_ip"])
+
+
+def _post_raw(mover: Mover, token: str | None, ip: str = IP, **kwargs) -> requests.Response:
+    headers = kwargs.pop("headers", {})
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    kwargs.setdefault("json", {"requestId": str(uuid.uuid4())})
+    return mover.http.post(
+        f"{mover.stack.api}/ips/{ip}/acquire", headers=headers, timeout=30, **kwargs
+    )
+
+
+def _minted(mover: Mover, **claims) -> str:
+    return mover.stack.control.token("server01", AUDIENCE, claims=claims)
+
+
+@pytest.mark.parametrize(
+    ("case", "token_of"),
+    [
+        ("no token", lambda m: None),
+        ("not a JWT", lambda m: "not-a-token"),
+        (
+            "forged signature",
+            lambda m: m.stack.control.token("server01", AUDIENCE, forge="bad-signature"),
+        ),
+        ("alg none", lambda m: m.stack.control.token("server01", AUDIENCE, forge="alg-none")),
+        ("wrong audience", lambda m: m.stack.control.token("server01", "api://other-app")),
+        ("ARM audience", lambda m: m.stack.control.token("server01")),
+        ("wrong issuer", lambda m: _minted(m, iss="https://sts.windows.net/evil/")),
+        ("wrong tenant", lambda m: _minted(m, tid=str(uuid.uuid4()))),
+        ("expired", lambda m: _minted(m, exp=int(time.time()) - 3600, nbf=int(time.time()) - 7200)),
+    ],
+)
+def test_invalid_tokens_are_401(untouched: Mover, case: str, token_of) -> None:
+    r = _post_raw(untouched, token_of(untouched))
+    assert r.status_code == 401, (case, r.text)
+    assert r.json()["error"]["code"] == "unauthenticated"
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_bearer_scheme_is_required(untouched: Mover) -> None:
+    token = untouched.token("server01")
+    r = untouched.http.post(
+        f"{untouched.stack.api}/ips/{IP}/acquire",
+        headers={"Authorization": f"Basic {token}"},
+        json={},
+        timeout=30,
+    )
+    assert r.status_code == 401
+
+
+def test_an_identity_that_is_no_member_is_403(untouched: Mover) -> None:
+    token = _minted(untouched, oid=str(uuid.uuid4()), xms_mirid=None)
+    r = _post_raw(untouched, token)
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "not_a_member"
+
+
+def test_a_token_naming_another_vm_is_403(untouched: Mover) -> None:
+    other_vm = untouched.stack.config["clusters"][0]["members"][1]["vmId"]
+    r = _post_raw(untouched, _minted(untouched, xms_mirid=other_vm))
+    assert r.status_code == 403
+
+
+def test_a_member_cannot_move_the_ip_to_another_member(untouched: Mover) -> None:
+    r = untouched.post("acquire", "server01", target="server02")
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "forbidden"
+
+
+@pytest.mark.parametrize(
+    ("ip", "status", "code"),
+    [
+        ("10.5.0.999", 400, "invalid_ip"),
+        ("banana", 400, "invalid_ip"),
+        ("10.5.0.111", 404, "unknown_ip"),
+    ],
+)
+def test_malformed_and_unknown_ips(untouched: Mover, ip: str, status: int, code: str) -> None:
+    r = untouched.post("acquire", "server01", ip=ip)
+    assert r.status_code == status and r.json()["error"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"{not json", "invalid_json"),
+        (b"[1, 2]", "invalid_body"),
+        (b'{"requestId": "has spaces in it"}', "invalid_request_id"),
+        (b'{"deadline": "tomorrow"}', "invalid_deadline"),
+        (b'{"deadline": "2020-01-01T00:00:00Z"}', "deadline_passed"),
+        (b'{"context": {"password": "x"}}', "invalid_body"),
+        (b'{"surprise": 1}', "invalid_body"),
+    ],
+)
+def test_bad_bodies_are_400(untouched: Mover, body: bytes, code: str) -> None:
+    r = _post_raw(
+        untouched,
+        untouched.token("server01"),
+        data=body,
+        json=None,
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == code
+
+
+def test_an_oversized_body_is_413(untouched: Mover) -> None:
+    body = b'{"context": {"event": "' + b"x" * 20000 + b'"}}'
+    r = _post_raw(untouched, untouched.token("server01"), data=body, json=None)
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "body_too_large"
+
+
+def test_unknown_and_foreign_requests_are_404(mover: Mover) -> None:
+    assert mover.get(f"requests/{uuid.uuid4()}", "server01").status_code == 404
+    assert mover.get("requests/bad%20id", "server01").status_code == 400
+    mine = mover.move("acquire", "server01")["requestId"]
+    r = mover.get(f"requests/{mine}", "server02")
+    assert r.status_code == 404, "another VM must not read this VM's request"
+
+
+def test_reads_need_a_valid_token(mover: Mover) -> None:
+    for path in (f"ips/{IP}", f"ips/{IP}/history", f"requests/{uuid.uuid4()}"):
+        r = mover.http.get(f"{mover.stack.api}/{path}", timeout=10)
+        assert r.status_code == 401, path
