@@ -110,7 +110,5 @@ def start_service(
     service = ServiceProcess(command, process, ready, log_path, reader)
     if not ready.get("ready"):
         service.kill()
-        raise RuntimeError(
-            f"{' '.join(command)} did not become ready:\n{service.log_tail()}"
-        )
+        raise RuntimeError(f"{' '.join(command)} did not become ready:\n{service.log_tail()}")
     return service
