@@ -24,21 +24,23 @@ dispatch table, and main(), the only place that turns outcomes into exit codes.
 import argparse
 import configparser
 import datetime
-import http.client
-import ipaddress
 import json
 import os
 import re
 import signal
-import ssl
+import socket
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-import uuid
 from collections import namedtuple
-from typing import Any, Callable, Dict, List, Optional, Tuple
+
+# Start-up time matters: the cluster runs `status` every few seconds. So typing is imported
+# for type checkers only (annotations are strings), and urllib.request / http.client / ssl /
+# uuid (two thirds of the start-up on Python 3.6) are imported inside the functions that call
+# the function app; `status` reads IMDS over a bare socket (plain_http_get).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
 # --------------------------------------------------------------------------------------------
 # Constants
@@ -80,6 +82,12 @@ CONTEXT_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 RFC3339_RE = re.compile(
     r"^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?([Zz]|[+-]\d\d:?\d\d)?$"
 )
+HTTP_REASONS = {  # for error answers without a JSON body (http.client is not imported early)
+    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+    408: "Request Timeout", 409: "Conflict", 410: "Gone", 413: "Payload Too Large",
+    429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+    503: "Service Unavailable", 504: "Gateway Timeout",
+}  # fmt: skip
 TRUE_WORDS = ("1", "yes", "true", "on")
 FALSE_WORDS = ("0", "no", "false", "off")
 
@@ -253,7 +261,7 @@ _sleep = time.sleep
 # Helpers: settings
 
 
-def _parse_value(param: Param, raw: str, origin: str) -> Any:
+def _parse_value(param: Param, raw: str, origin: str) -> "Any":
     """Turn a raw string from a flag, the environment or the file into a value, or raise."""
     text = raw.strip()
     where = f"{param.name} (from {origin})"
@@ -272,10 +280,10 @@ def _parse_value(param: Param, raw: str, origin: str) -> Any:
             raise ConfigError(f"{where}: expected a non-negative number, got {raw!r}")
         return value
     if param.kind == "ip":
-        try:
-            return str(ipaddress.ip_address(text))
-        except ValueError:
-            raise ConfigError(f"{where}: not an IP address: {raw!r}") from None
+        address = normalize_ip(text)
+        if address is None:
+            raise ConfigError(f"{where}: not an IP address: {raw!r}")
+        return address
     if param.kind == "url":
         parts = urllib.parse.urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -288,7 +296,7 @@ def _parse_value(param: Param, raw: str, origin: str) -> Any:
     return text
 
 
-def _read_config_file(path: str, explicit: bool) -> Dict[str, str]:
+def _read_config_file(path: str, explicit: bool) -> "Dict[str, str]":
     """Read the [ipmover] section. A missing default file is fine; a named one must exist."""
     if not os.path.exists(path):
         if explicit:
@@ -316,7 +324,7 @@ def _read_config_file(path: str, explicit: bool) -> Dict[str, str]:
     return values
 
 
-def load_settings(flags: Dict[str, Any], environ: Dict[str, str]) -> Dict[str, Any]:
+def load_settings(flags: "Dict[str, Any]", environ: "Dict[str, str]") -> "Dict[str, Any]":
     """Merge flags > IPMOVER_* environment > config file > defaults, parse every value."""
     path = flags.get("config") or environ.get(ENV_PREFIX + "CONFIG") or DEFAULT_CONFIG
     explicit = bool(flags.get("config") or environ.get(ENV_PREFIX + "CONFIG"))
@@ -338,7 +346,7 @@ def load_settings(flags: Dict[str, Any], environ: Dict[str, str]) -> Dict[str, A
     return settings
 
 
-def validate_settings(settings: Dict[str, Any], command: str) -> None:
+def validate_settings(settings: "Dict[str, Any]", command: str) -> None:
     """Raise ConfigError unless the settings let `command` run."""
     missing = [name for name in REQUIRED[command] if not settings.get(name)]
     if missing:
@@ -372,12 +380,8 @@ def validate_settings(settings: Dict[str, Any], command: str) -> None:
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    address = normalize_ip(host)
+    return host == "localhost" or address == "::1" or (address or "").startswith("127.")
 
 
 def api_base(url: str) -> str:
@@ -386,7 +390,7 @@ def api_base(url: str) -> str:
     return url if url.endswith(API_PATH) else url + API_PATH
 
 
-def cluster_context(environ: Dict[str, str], pairs: List[str]) -> Dict[str, str]:
+def cluster_context(environ: "Dict[str, str]", pairs: "List[str]") -> "Dict[str, str]":
     """The request's `context`: EXPRESSCLUSTER's CLP_* variables, then --context KEY=VALUE."""
     context: Dict[str, str] = {}
     for env_name, key in CLUSTER_CONTEXT_ENV:
@@ -422,7 +426,7 @@ class Deadline:
         return self.end - _monotonic()
 
 
-def parse_rfc3339(text: Any) -> Optional[datetime.datetime]:
+def parse_rfc3339(text: "Any") -> "Optional[datetime.datetime]":
     """Parse an RFC 3339 timestamp (3.6 has no fromisoformat); None when absent or malformed."""
     match = RFC3339_RE.match(text) if isinstance(text, str) else None
     if not match:
@@ -449,10 +453,10 @@ def _backoff(first: float, attempt: int) -> float:
     return min(BACKOFF_MAX, first * (2 ** (attempt - 1)))
 
 
-def _retry_after(headers: Any) -> float:
+def _retry_after(headers: "Any") -> float:
     """Seconds from a Retry-After header given in seconds; 0 when absent or a date."""
     try:
-        return max(0.0, float(headers.get("Retry-After", "")))
+        return max(0.0, float(headers.get("retry-after", "")))  # either kind of headers
     except (TypeError, ValueError, AttributeError):
         return 0.0
 
@@ -461,18 +465,97 @@ def _retry_after(headers: Any) -> float:
 # Helpers: HTTP
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Refuse redirects: urllib would forward our Authorization header to wherever they point."""
+def normalize_ip(text: str) -> "Optional[str]":
+    """The canonical form of an IPv4/IPv6 address ('10.5.0.110'), or None when it is not one.
+    (socket rather than ipaddress: one import less at start-up.)"""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            return socket.inet_ntop(family, socket.inet_pton(family, text))
+        except (OSError, ValueError):
+            continue
+    return None
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
+
+def plain_http_get(
+    url: str, headers: "Dict[str, str]", timeout: float
+) -> "Tuple[int, Dict[str, str], bytes]":
+    """GET over plain http with a bare socket, for IMDS: never through a proxy, and without
+    importing http.client / urllib.request. Header names come back in lower case. Raises
+    TransportError when there is no complete answer."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise TransportError(f"instance metadata must be plain http: {url}", permanent=True)
+    target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+    lines = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in sorted(headers.items())]
+    ends = time.monotonic() + timeout
+    chunks: List[bytes] = []
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 80), timeout) as sock:
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            while True:
+                sock.settimeout(max(0.01, ends - time.monotonic()))
+                data = sock.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+    except OSError as err:
+        raise TransportError(err.strerror or str(err) or type(err).__name__) from err
+    return parse_http_response(b"".join(chunks))
 
 
-def build_opener(proxies: bool, ca_file: Optional[str]) -> urllib.request.OpenerDirector:
-    """An opener without redirects; `proxies=False` for IMDS (it must never go via a proxy)."""
-    handlers: List[Any] = [_NoRedirect()]
-    if not proxies:
-        handlers.append(urllib.request.ProxyHandler({}))
+def parse_http_response(raw: bytes) -> "Tuple[int, Dict[str, str], bytes]":
+    """Split a complete HTTP/1.x answer (the server closed the connection) into status,
+    lower-cased headers and body; undoes chunked transfer coding. Raises TransportError."""
+    head, separator, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    words = status_line.split()
+    if (
+        not separator
+        or len(words) < 2
+        or not words[0].startswith("HTTP/")
+        or not words[1].isdigit()
+    ):
+        raise TransportError("no complete HTTP answer" + (": " + status_line[:60] if raw else ""))
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    try:
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            pieces = []
+            while True:
+                size_line, _, body = body.partition(b"\r\n")
+                size = int(size_line.split(b";")[0].strip(), 16)
+                if size == 0:
+                    break
+                if len(body) < size + 2:
+                    raise ValueError("truncated chunk")
+                pieces.append(body[:size])
+                body = body[size + 2 :]
+            body = b"".join(pieces)
+        elif "content-length" in headers:
+            length = int(headers["content-length"])
+            if len(body) < length:
+                raise ValueError("connection closed mid-answer")
+            body = body[:length]
+    except ValueError as err:
+        raise TransportError(f"malformed HTTP answer: {err}") from None
+    return int(words[1]), headers, body
+
+
+def build_opener(ca_file: "Optional[str]") -> "Any":
+    """A urllib opener for the function app: system (or `ca_file`) trust, no redirects."""
+    import ssl  # lazily, like urllib.request: see the imports at the top
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        """urllib would forward our Authorization header to wherever a redirect points."""
+
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            return None
+
+    handlers: List[Any] = [NoRedirect()]
     if ca_file:  # else urllib's default context: the system store, loaded only if https is used
         handlers.append(
             urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca_file))
@@ -480,8 +563,11 @@ def build_opener(proxies: bool, ca_file: Optional[str]) -> urllib.request.Opener
     return urllib.request.build_opener(*handlers)
 
 
-def _describe_transport(err: BaseException) -> Tuple[str, bool]:
+def _describe_transport(err: BaseException) -> "Tuple[str, bool]":
     """One line for an exception that left us without an HTTP answer, and whether it is final."""
+    import ssl
+    import urllib.error
+
     reason = getattr(err, "reason", err) if isinstance(err, urllib.error.URLError) else err
     cert_failed = isinstance(reason, ssl.CertificateError) or (
         isinstance(reason, ssl.SSLError)
@@ -496,15 +582,21 @@ def _describe_transport(err: BaseException) -> Tuple[str, bool]:
 
 
 def http_call(
-    opener: Any,
+    opener: "Any",
     method: str,
     url: str,
-    headers: Dict[str, str],
-    body: Optional[bytes],
+    headers: "Dict[str, str]",
+    body: "Optional[bytes]",
     timeout: float,
-) -> Tuple[int, Any, bytes]:
-    """One HTTP exchange. Returns (status, headers, body) for any status; raises TransportError
-    when there is no answer at all."""
+) -> "Tuple[int, Any, bytes]":
+    """One HTTP exchange with the function app through urllib (https, proxies from the
+    environment). Returns (status, headers, body) for any status; raises TransportError when
+    there is no answer at all."""
+    import http.client
+    import ssl
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(url, data=body, headers=headers, method=method)
     try:
         with opener.open(request, timeout=max(0.1, timeout)) as response:
@@ -520,7 +612,7 @@ def http_call(
         raise TransportError(message, permanent) from err
 
 
-def _json_or_none(data: bytes) -> Any:
+def _json_or_none(data: bytes) -> "Any":
     try:
         return json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
@@ -536,7 +628,7 @@ def describe_error(status: int, data: bytes) -> str:
     elif isinstance(error, str):  # IMDS's shape
         code, message = error, str(document.get("error_description", ""))
     else:
-        code = http.client.responses.get(status, "")
+        code = HTTP_REASONS.get(status, "")
         message = " ".join(data[:200].decode("utf-8", "replace").split())
     parts = [str(status)]
     if code:
@@ -546,7 +638,7 @@ def describe_error(status: int, data: bytes) -> str:
     return " ".join(parts)
 
 
-def short_resource(resource_id: Any) -> str:
+def short_resource(resource_id: "Any") -> str:
     """'.../networkInterfaces/server01-nic' -> 'server01-nic'."""
     return str(resource_id).rstrip("/").rsplit("/", 1)[-1] if resource_id else ""
 
@@ -560,9 +652,9 @@ class Session:
 
     def __init__(
         self,
-        settings: Dict[str, Any],
-        out: Any,
-        err: Any,
+        settings: "Dict[str, Any]",
+        out: "Any",
+        err: "Any",
         quiet: bool = False,
         verbose: bool = False,
     ) -> None:
@@ -572,7 +664,6 @@ class Session:
         self.quiet = quiet
         self.verbose = verbose
         self.deadline = Deadline(settings["timeout"])
-        self._imds_opener: Any = None
         self._function_opener: Any = None
         self._token: Optional[str] = None
         self._token_valid_until = 0.0
@@ -593,14 +684,9 @@ class Session:
 
     # HTTP -----------------------------------------------------------------------------------
 
-    def imds_opener(self) -> Any:
-        if self._imds_opener is None:
-            self._imds_opener = build_opener(proxies=False, ca_file=None)
-        return self._imds_opener
-
-    def function_opener(self) -> Any:
+    def function_opener(self) -> "Any":
         if self._function_opener is None:
-            self._function_opener = build_opener(proxies=True, ca_file=self.settings["ca_file"])
+            self._function_opener = build_opener(self.settings["ca_file"])
         return self._function_opener
 
     def _pause(self, seconds: float, why: str) -> bool:
@@ -611,7 +697,7 @@ class Session:
         _sleep(seconds)
         return True
 
-    def imds_get(self, path: str, query: Dict[str, str]) -> Tuple[int, bytes]:
+    def imds_get(self, path: str, query: "Dict[str, str]") -> "Tuple[int, bytes]":
         """GET from IMDS following Azure's retry guidance; returns the final (status, body):
         200, an answer not worth retrying, or the last retryable one when retries ran out.
         Raises TransportError when IMDS never answered."""
@@ -628,14 +714,14 @@ class Session:
             if budget <= 0:
                 raise TransportError("no time left to ask instance metadata")
             try:
-                status, headers, data = http_call(
-                    self.imds_opener(), "GET", url, {"Metadata": "true"}, None, budget
-                )
+                status, headers, data = plain_http_get(url, {"Metadata": "true"}, budget)
             except TransportError as err:
                 self.debug(f"GET {path} -> {err}")
                 counted += 1
-                if counted >= IMDS_MAX_ATTEMPTS or not self._pause(
-                    _backoff(backoff, tries), str(err)
+                if (
+                    err.permanent
+                    or counted >= IMDS_MAX_ATTEMPTS
+                    or not self._pause(_backoff(backoff, tries), str(err))
                 ):
                     raise
                 continue
@@ -690,9 +776,9 @@ class Session:
         self,
         method: str,
         path: str,
-        body: Optional[Dict[str, Any]] = None,
+        body: "Optional[Dict[str, Any]]" = None,
         attempts: int = FUNCTION_MAX_ATTEMPTS,
-    ) -> Dict[str, Any]:
+    ) -> "Dict[str, Any]":
         """Call the function's API and return its JSON object.
 
         Retries connection errors, 429 and 5xx (same body, so a POST keeps its requestId and
@@ -754,7 +840,7 @@ class Session:
             raise TimeoutReached("no time left to call the function")
         raise UnreachableError(f"{last} (gave up after {_monotonic() - started:.1f}s)")
 
-    def ips_on_this_vm(self) -> List[str]:
+    def ips_on_this_vm(self) -> "List[str]":
         """This VM's private IPs per IMDS /metadata/instance/network. Raises MetadataError."""
         try:
             status, data = self.imds_get(
@@ -767,7 +853,7 @@ class Session:
         document = _json_or_none(data)
         try:
             return [
-                str(ipaddress.ip_address(address["privateIpAddress"]))
+                normalize_ip(str(address["privateIpAddress"]))
                 for interface in document["interface"]
                 for address in interface["ipv4"]["ipAddress"]
                 if address.get("privateIpAddress")
@@ -791,7 +877,7 @@ class StepPrinter:
         self.position = ""  # last known place in the queue, e.g. "at position 2 of 3"
         self.steps: Dict[int, Tuple[str, str, str]] = {}
 
-    def update(self, record: Dict[str, Any]) -> None:
+    def update(self, record: "Dict[str, Any]") -> None:
         status = str(record.get("status", ""))
         position = self.position
         if status == "queued" and self.session.deadline.remaining() > 0:
@@ -820,7 +906,7 @@ class StepPrinter:
                 self.session.progress(line)
         self.session.where = self.where(record)
 
-    def where(self, record: Dict[str, Any]) -> str:
+    def where(self, record: "Dict[str, Any]") -> str:
         """'queued at position 2 of 3' / 'running step add_ip_config (server02-nic)'."""
         status = str(record.get("status", "unknown"))
         if status == "queued" and self.position:
@@ -829,7 +915,7 @@ class StepPrinter:
         return status + (" step " + step if step else "")
 
 
-def running_step(record: Dict[str, Any]) -> str:
+def running_step(record: "Dict[str, Any]") -> str:
     """'add_ip_config (server02-nic)': the step running now, else the last one known."""
     steps = [s for s in record.get("steps") or [] if isinstance(s, dict)]
     current = [s for s in steps if s.get("status") == "running"] or steps[-1:]
@@ -858,7 +944,7 @@ def queue_position(session: Session, request_id: str) -> str:
     return ""
 
 
-def follow_request(session: Session, request_id: str, first: Dict[str, Any]) -> Dict[str, Any]:
+def follow_request(session: Session, request_id: str, first: "Dict[str, Any]") -> "Dict[str, Any]":
     """Poll GET /requests/{id} until it is terminal; print step changes. Returns the final
     record when succeeded; raises MoveFailed, TimeoutReached, AuthError, RejectedError."""
     printer = StepPrinter(session, request_id)
@@ -940,14 +1026,14 @@ def wait_for_metadata(session: Session, present: bool) -> None:
         _sleep(pause)
 
 
-def format_table(rows: List[List[str]], headers: List[str]) -> str:
+def format_table(rows: "List[List[str]]", headers: "List[str]") -> str:
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     header = "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()
     return "\n".join([header, *lines]) + "\n"
 
 
-def history_records(document: Any) -> List[Dict[str, Any]]:
+def history_records(document: "Any") -> "List[Dict[str, Any]]":
     """The list of records, whether the answer is a bare list or wraps it in an object."""
     if isinstance(document, list):
         return [r for r in document if isinstance(r, dict)]
@@ -958,7 +1044,7 @@ def history_records(document: Any) -> List[Dict[str, Any]]:
     raise ClientError("history: unexpected answer from the function")
 
 
-def history_row(record: Dict[str, Any]) -> List[str]:
+def history_row(record: "Dict[str, Any]") -> "List[str]":
     created = parse_rfc3339(record.get("createdAt"))
     finished = parse_rfc3339(record.get("finishedAt"))
     took = f"{(finished - created).total_seconds():.1f}s" if created and finished else "-"
@@ -985,8 +1071,10 @@ def history_row(record: Dict[str, Any]) -> List[str]:
 # One function per command. Each returns an exit code for a normal answer, raises otherwise.
 
 
-def _move(session: Session, action: str, args: argparse.Namespace) -> int:
+def _move(session: Session, action: str, args: "argparse.Namespace") -> int:
     ip = session.settings["ip"]
+    import uuid  # lazily: see the imports at the top
+
     request_id = args.request_id or str(uuid.uuid4())
     body: Dict[str, Any] = {"requestId": request_id, "deadline": session.deadline.rfc3339}
     context = cluster_context(dict(os.environ), args.context or [])
@@ -1005,17 +1093,17 @@ def _move(session: Session, action: str, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_acquire(session: Session, args: argparse.Namespace) -> int:
+def cmd_acquire(session: Session, args: "argparse.Namespace") -> int:
     """Put the IP on this VM; done when the function says so (and IMDS agrees, by default)."""
     return _move(session, "acquire", args)
 
 
-def cmd_release(session: Session, args: argparse.Namespace) -> int:
+def cmd_release(session: Session, args: "argparse.Namespace") -> int:
     """Take the IP off this VM; never touches another VM's NIC."""
     return _move(session, "release", args)
 
 
-def cmd_status(session: Session, args: argparse.Namespace) -> int:
+def cmd_status(session: Session, args: "argparse.Namespace") -> int:
     """Is the IP on this VM? Instance metadata only: no token, no call to the function."""
     ip = session.settings["ip"]
     if ip in session.ips_on_this_vm():
@@ -1027,7 +1115,7 @@ def cmd_status(session: Session, args: argparse.Namespace) -> int:
     return EXIT_NOT_HERE
 
 
-def cmd_history(session: Session, args: argparse.Namespace) -> int:
+def cmd_history(session: Session, args: "argparse.Namespace") -> int:
     """Print the IP's audit records, newest first."""
     query = urllib.parse.urlencode({"limit": args.limit})
     document = session.call("GET", "/ips/{}/history?{}".format(session.settings["ip"], query))
@@ -1044,7 +1132,7 @@ def cmd_history(session: Session, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_check_config(session: Session, args: argparse.Namespace) -> int:
+def cmd_check_config(session: Session, args: "argparse.Namespace") -> int:
     """Validate the settings without any network call; print them (never a token)."""
     for param in PARAMS:
         value = session.settings.get(param.name)
@@ -1053,7 +1141,7 @@ def cmd_check_config(session: Session, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS: Dict[str, Callable[[Session, argparse.Namespace], int]] = {
+COMMANDS: "Dict[str, Callable[[Session, argparse.Namespace], int]]" = {
     "acquire": cmd_acquire,
     "release": cmd_release,
     "status": cmd_status,
@@ -1106,7 +1194,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> "argparse.ArgumentParser":
     exits_help = "\n".join(f"  {code:>2}  {meaning}" for code, meaning in EXIT_TABLE)
     epilog = EPILOG_TEMPLATE.format(prog=PROG, config=DEFAULT_CONFIG, exits=exits_help)
     # Options live on a parent parser shared by the main parser and every command, so they
@@ -1166,7 +1254,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(argv: List[str]) -> argparse.Namespace:
+def parse_args(argv: "List[str]") -> "argparse.Namespace":
     """Parse the command line; raises UsageError."""
     args = build_parser().parse_args(argv)
     if not args.command:  # 3.6's add_subparsers has no required=True
@@ -1189,10 +1277,10 @@ def _on_signal(signum, frame):
 
 
 def main(
-    argv: Optional[List[str]] = None,
-    environ: Optional[Dict[str, str]] = None,
-    out: Any = None,
-    err: Any = None,
+    argv: "Optional[List[str]]" = None,
+    environ: "Optional[Dict[str, str]]" = None,
+    out: "Any" = None,
+    err: "Any" = None,
 ) -> int:
     """Run one command; the only place that maps outcomes to exit codes (EXIT_TABLE)."""
     environ = dict(os.environ if environ is None else environ)

@@ -220,3 +220,63 @@ def test_every_exit_code_is_in_the_table() -> None:
     assert {e.exit_code for e in errors} <= codes
     assert len({e.exit_code for e in errors}) == len(errors)
     assert {ipmover.EXIT_OK, ipmover.EXIT_USAGE, ipmover.EXIT_NOT_HERE} <= codes
+
+
+# The bare-socket HTTP used for IMDS -------------------------------------------------------
+
+
+def test_parse_http_response_with_content_length() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nRetry-After: 3\r\n\r\n{}extra"
+    assert ipmover.parse_http_response(raw) == (
+        200,
+        {"content-length": "2", "retry-after": "3"},
+        b"{}",
+    )
+
+
+def test_parse_http_response_with_chunked_transfer_coding() -> None:
+    head = b"HTTP/1.1 410 Gone\r\nTransfer-Encoding: chunked\r\n\r\n"
+    raw = head + b'4;x=y\r\n{"a"\r\n3\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n'
+    status, _, body = ipmover.parse_http_response(raw)
+    assert (status, body) == (410, b'{"a": 1}')
+
+
+def test_parse_http_response_until_the_connection_closed() -> None:
+    assert ipmover.parse_http_response(b"HTTP/1.0 200 OK\r\n\r\nall of it")[2] == b"all of it"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nabc",
+        b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+    ],
+)
+def test_parse_http_response_refuses_incomplete_answers(raw: bytes) -> None:
+    with pytest.raises(ipmover.TransportError):
+        ipmover.parse_http_response(raw)
+
+
+def test_imds_must_be_plain_http() -> None:
+    with pytest.raises(ipmover.TransportError, match="plain http") as caught:
+        ipmover.plain_http_get("https://169.254.169.254/metadata", {}, 1)
+    assert caught.value.permanent
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("10.5.0.110", "10.5.0.110"),
+        ("fd00:0::1", "fd00::1"),
+        ("10.5.0.256", None),
+        ("10.5.0", None),
+        ("server01", None),
+        ("", None),
+    ],
+)
+def test_normalize_ip(text: str, expected) -> None:
+    assert ipmover.normalize_ip(text) == expected
