@@ -1179,8 +1179,8 @@ examples:
   {prog} history --limit 10           # who moved it when; --json for scripts
   {prog} --config /etc/ipmover-db.conf acquire --context event=MANUAL
   CLP_EVENT=FAILOVER {prog} acquire   # EXPRESSCLUSTER's CLP_EVENT, CLP_SERVER,
-                                      # CLP_GROUPNAME, CLP_RESOURCENAME are sent
-                                      # along as the request's context
+                                     # CLP_GROUPNAME, CLP_RESOURCENAME are sent
+                                     # along as the request's context
 
 exit codes:
 {exits}

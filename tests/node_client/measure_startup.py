@@ -3,18 +3,19 @@
     .venv/bin/python -m tests.node_client.measure_startup [--runs 21] [--python PYTHON ...]
 
 For each interpreter, runs `python -c pass` (the baseline) and `python ipmover.py status`
-against the fake IMDS (the IP present, so exit 0), alternating, and prints the median wall
-time and the median peak RSS (ru_maxrss of each child, from os.wait4) of each. Not a test:
-numbers depend on the machine.
+against the fake IMDS (the IP present, so exit 0), alternating, under GNU time
+(`/usr/bin/time -f "%e %M"`: it forks from a small process, so the maximum RSS is the
+child's own, not a copy of this Python process), and prints the median wall time and the
+median maximum RSS of each. Not a test: the numbers depend on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from .conftest import CLIENT, clean_env
@@ -22,19 +23,24 @@ from .fake_azure import CLUSTER_IP, FakeServer
 
 
 def measure(command: list[str], env: dict[str, str]) -> tuple[float, int, int]:
-    """Wall seconds, peak RSS in KiB and exit code of one run."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return elapsed, usage.ru_maxrss, process.returncode
+    """Wall seconds, maximum RSS in KiB and exit code of one run."""
+    with tempfile.NamedTemporaryFile("r") as report:
+        started = time.perf_counter()
+        result = subprocess.run(
+            ["/usr/bin/time", "-o", report.name, "-f", "%M", *command],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )
+        elapsed = time.perf_counter() - started
+        return elapsed, int(report.read().split()[-1]), result.returncode
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--python", action="append", help="interpreter(s) to measure")
+    parser.add_argument("--client", default=str(CLIENT), help="another copy of ipmover.py")
     args = parser.parse_args()
     pythons = args.python or [sys.executable]
     server = FakeServer().start()
@@ -50,7 +56,7 @@ def main() -> None:
         ).stdout.strip()
         commands = {
             "-c pass": [python, "-c", "pass"],
-            "ipmover.py status": [python, str(CLIENT), "status", "--quiet"],
+            "ipmover.py status": [python, args.client, "status", "--quiet"],
         }
         results: dict[str, list[tuple[float, int]]] = {name: [] for name in commands}
         for _ in range(args.runs):
