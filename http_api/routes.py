@@ -19,16 +19,16 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities.arm import map_sdk_error, network_client, nic_view
-from mover.access import AccessDenied, authorize_move, authorize_read_ip, is_operator
+from mover.access import ApiError, authorize_move, authorize_read_ip, is_operator
 from mover.config import ConfigError, MoverConfig, current_config
-from mover.intake import ApiError, build_move_request, parse_ip, parse_move_body, parse_request_id
+from mover.intake import build_move_request, parse_ip, parse_move_body, parse_request_id
 from mover.planning import find_ip_holders
 from mover.records import Action, MoveRequest, RequestStatus
 from mover.tokens import AuthenticationError, Caller
 from orchestrations.ip_entities import history_entity, lock_entity
 from orchestrations.move_ip import MOVE_IP
 
-from .status import record_of_instance, token_validator
+from .status import json_value, record_of_instance, token_validator
 
 __all__ = ["bp"]
 
@@ -101,7 +101,7 @@ async def _guarded(
     """Turn refusals into JSON errors; nothing else escapes as a bare 500."""
     try:
         return await handler(req, client)
-    except (ApiError, AccessDenied) as exc:
+    except ApiError as exc:
         return _error(exc.status, exc.code, exc.message)
     except ConfigError as exc:
         return _error(503, "not_configured", str(exc))
@@ -214,7 +214,7 @@ async def _read_ip(
         return _error(502, "arm_unavailable", f"could not read the NICs from ARM: {error}")
     lock_state = await client.read_entity_state(lock_entity(spec.address))
     lock = lock_state.entity_state if lock_state.entity_exists else None
-    lock = _as_json(lock) or {}
+    lock = json_value(lock) or {}
     return _json(
         200,
         {
@@ -244,7 +244,7 @@ async def _read_history(
     if not 1 <= limit <= config.limits.history_size:
         raise ApiError(400, "invalid_body", f"limit must be 1..{config.limits.history_size}")
     state = await client.read_entity_state(history_entity(spec.address))
-    records = _as_json(state.entity_state) if state.entity_exists else None
+    records = json_value(state.entity_state) if state.entity_exists else None
     records = list(reversed(records or []))[:limit]
     return _json(200, {"ip": spec.address, "records": records})
 
@@ -253,23 +253,13 @@ async def _read_history(
 
 
 def _input_of(status: Any) -> MoveRequest | None:
-    data = _as_json(status.input_)
+    data = json_value(status.input_)
     if not isinstance(data, dict):
         return None
     try:
         return MoveRequest.from_dict(data)
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def _as_json(value: Any) -> Any:
-    """Durable may hand back JSON as text (Azure double-encodes client input)."""
-    while isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
 
 
 def _epoch_iso(value: float | None) -> str | None:

@@ -10,7 +10,7 @@ from mover.config import AuthSettings
 from mover.records import MoveRequest, RequestRecord, RequestStatus
 from mover.tokens import TokenValidator
 
-__all__ = ["record_of_instance", "token_validator"]
+__all__ = ["json_value", "record_of_instance", "token_validator"]
 
 
 @functools.cache
@@ -26,8 +26,8 @@ def record_of_instance(status: Any, request: MoveRequest) -> dict[str, Any]:
     started: a queued record. Crashed or terminated: failed, with the reason.
     """
     runtime = status.runtime_status.value if status.runtime_status else "Pending"
-    output = _json_value(status.output)
-    custom = _json_value(status.custom_status)
+    output = json_value(status.output)
+    custom = json_value(status.custom_status)
     if runtime == "Completed" and isinstance(output, dict):
         return output
     record = custom if isinstance(custom, dict) else RequestRecord(request).to_api()
@@ -39,7 +39,8 @@ def record_of_instance(status: Any, request: MoveRequest) -> dict[str, Any]:
     return record
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """A JSON value that Durable may hand back as text (Azure double-encodes client input)."""
     while isinstance(value, str):
         try:
             value = json.loads(value)

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from .config import Cluster, IpSpec, Member, MoverConfig
 from .tokens import Caller
 
-__all__ = ["AccessDenied", "MoveGrant", "authorize_move", "authorize_read_ip", "is_operator"]
+__all__ = ["ApiError", "MoveGrant", "authorize_move", "authorize_read_ip", "is_operator"]
 
 
-class AccessDenied(Exception):
-    """The caller may not do this: an HTTP status (403/404), a stable code, a reason."""
+class ApiError(Exception):
+    """A request the API refuses: HTTP status, stable code, human message."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
@@ -41,26 +41,24 @@ def authorize_move(
     """Decide whether ``caller`` may acquire or release ``address``, and for which member.
 
     A member acts only on its own NIC and only for its own cluster's IPs; an
-    operator must name the member to act for. Raises AccessDenied.
+    operator must name the member to act for. Raises ApiError.
     """
     owner = config.cluster_of_ip(address)
     if owner is None:
-        raise AccessDenied(404, "unknown_ip", f"{address} belongs to no configured cluster")
+        raise ApiError(404, "unknown_ip", f"{address} belongs to no configured cluster")
     cluster, spec = owner
     if is_operator(config, caller):
         if not target_name:
-            raise AccessDenied(
-                403, "forbidden", "operators must name the member to act for ('target')"
-            )
+            raise ApiError(403, "forbidden", "operators must name the member to act for ('target')")
         target = cluster.member_by_name(target_name)
         if target is None:
-            raise AccessDenied(
+            raise ApiError(
                 403, "forbidden", f"{target_name} is not a member of cluster {cluster.name}"
             )
         return MoveGrant(cluster, spec, target, by_operator=True)
     member = _member_of(cluster, caller, address)
     if target_name and target_name.lower() != member.name.lower():
-        raise AccessDenied(403, "forbidden", "a member can only move an IP to itself")
+        raise ApiError(403, "forbidden", "a member can only move an IP to itself")
     return MoveGrant(cluster, spec, member, by_operator=False)
 
 
@@ -68,7 +66,7 @@ def authorize_read_ip(config: MoverConfig, caller: Caller, address: str) -> tupl
     """Members of the owning cluster and operators may read an IP's state and history."""
     owner = config.cluster_of_ip(address)
     if owner is None:
-        raise AccessDenied(404, "unknown_ip", f"{address} belongs to no configured cluster")
+        raise ApiError(404, "unknown_ip", f"{address} belongs to no configured cluster")
     if not is_operator(config, caller):
         _member_of(owner[0], caller, address)
     return owner
@@ -77,7 +75,7 @@ def authorize_read_ip(config: MoverConfig, caller: Caller, address: str) -> tupl
 def _member_of(cluster: Cluster, caller: Caller, address: str) -> Member:
     member = cluster.member_by_principal(caller.principal_id)
     if member is None:
-        raise AccessDenied(
+        raise ApiError(
             403,
             "not_a_member",
             f"the caller is not a member of cluster {cluster.name}, which owns {address}",
@@ -85,7 +83,7 @@ def _member_of(cluster: Cluster, caller: Caller, address: str) -> Member:
     # Tokens may also name the VM; it must be the member's (an identity moved
     # to another VM must not keep the old VM's rights).
     if caller.vm_id and caller.vm_id.lower() != member.vm_id.lower():
-        raise AccessDenied(
+        raise ApiError(
             403, "not_a_member", "the token's VM is not the VM configured for this identity"
         )
     return member

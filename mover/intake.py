@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .access import MoveGrant
+from .access import ApiError, MoveGrant
 from .config import Limits
 from .records import Action, MoveRequest, iso, parse_iso
 from .tokens import Caller
@@ -28,16 +28,6 @@ MAX_BODY_BYTES = 16 * 1024
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _CONTEXT_KEYS = frozenset({"event", "server", "group", "resource"})
 _CONTEXT_VALUE_MAX = 256
-
-
-class ApiError(Exception):
-    """A request the API refuses: HTTP status, stable code, human message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)

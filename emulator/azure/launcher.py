@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import selectors
-import signal
-import subprocess
-import sys
-import time
+import json
 from pathlib import Path
 from types import TracebackType
+
+from emulator.launch import ServiceProcess, start_service
 
 from .control import AzureControl, ReadyInfo
 
 __all__ = ["EmulatorProcess"]
-
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class EmulatorProcess:
@@ -36,7 +31,7 @@ class EmulatorProcess:
         self.state_dir = Path(state_dir).resolve()
         self.args = ["--topology", topology, "--state", str(self.state_dir), *(extra_args or [])]
         self.ready_timeout = ready_timeout
-        self.process: subprocess.Popen[str] | None = None
+        self.service: ServiceProcess | None = None
         self._ready: ReadyInfo | None = None
 
     @property
@@ -53,49 +48,20 @@ class EmulatorProcess:
     def start(self) -> ReadyInfo:
         """Start and wait for the ready line. Raises RuntimeError if it exits or times out."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        log = (self.state_dir / "emulator.log").open("a", encoding="utf-8")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "emulator", "azure", *self.args],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            env=env,
-            cwd=_REPO_ROOT,
+        self.service = start_service(
+            ["azure", *self.args],
+            log_path=self.state_dir / "emulator.log",
+            ready_timeout=self.ready_timeout,
         )
-        log.close()
-        assert self.process.stdout is not None
-        selector = selectors.DefaultSelector()
-        selector.register(self.process.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
-            if selector.select(timeout=0.1):
-                line = self.process.stdout.readline()
-                if line:
-                    self._ready = ReadyInfo.from_json(line)
-                    selector.close()
-                    return self._ready
-            if self.process.poll() is not None:
-                break
-        selector.close()
-        self.stop()
-        raise RuntimeError(f"emulator did not become ready; see {self.state_dir / 'emulator.log'}")
+        self._ready = ReadyInfo.from_json(json.dumps(self.service.info))
+        return self._ready
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, wait, SIGKILL if needed; returns the exit code."""
-        if self.process is None:
+        if self.service is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        code = self.process.returncode
-        self.process = None
+        code = self.service.stop(timeout)
+        self.service = None
         return code
 
     def __enter__(self) -> EmulatorProcess:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mover.access import AccessDenied, authorize_move, authorize_read_ip, is_operator
+from mover.access import ApiError, authorize_move, authorize_read_ip, is_operator
 from mover.config import parse_config
 
 from .builders import (
@@ -27,8 +27,8 @@ def config():
     return sample_config()
 
 
-def denied(call, *args) -> AccessDenied:
-    with pytest.raises(AccessDenied) as caught:
+def denied(call, *args) -> ApiError:
+    with pytest.raises(ApiError) as caught:
         call(*args)
     return caught.value
 
