@@ -7,6 +7,8 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -155,8 +157,21 @@ def ocf(action: str, config: Path | None, interval: int = 10000, **params: str):
     )
 
 
+@pytest.fixture
+def world_readable_agent() -> Iterator[Path]:
+    """A copy of the agent in a directory every user can enter: ocf-tester runs meta-data as
+    user nobody, and a checkout may sit below a private directory (e.g. /root)."""
+    directory = Path(tempfile.mkdtemp(prefix="ocf-agent-", dir="/tmp"))
+    directory.chmod(0o755)
+    agent = directory / AGENT.name
+    shutil.copy2(AGENT, agent)
+    agent.chmod(0o755)
+    yield agent
+    shutil.rmtree(directory)
+
+
 @needs_ocf
-def test_ocf_tester_passes(config: Path, azure: State) -> None:
+def test_ocf_tester_passes(config: Path, azure: State, world_readable_agent: Path) -> None:
     if shutil.which("ocf-tester") is None:
         pytest.skip("ocf-tester is not installed (Debian package resource-agents)")
     result = subprocess.run(
