@@ -674,7 +674,7 @@ class Session:
     def progress(self, text: str) -> None:
         """One line for the cluster's log, stamped with the time since the command started."""
         if not self.quiet:
-            self.out.write(f"[{self.deadline.elapsed():7.2f}s] {text}\n")
+            self.out.write(f"[{self.deadline.elapsed():6.2f}s] {text}\n")
             self.out.flush()  # the cluster reads a pipe: do not let lines sit in a buffer
 
     def debug(self, text: str) -> None:

@@ -26,7 +26,7 @@ CLP_ENV = {
     "CLP_GROUPNAME": "failover",
     "CLP_RESOURCENAME": "exec-ip",
 }
-OCF_SUCCESS, OCF_ERR_GENERIC, OCF_ERR_UNIMPLEMENTED = 0, 1, 3
+OCF_SUCCESS, OCF_ERR_GENERIC, OCF_ERR_ARGS, OCF_ERR_UNIMPLEMENTED = 0, 1, 2, 3
 OCF_ERR_INSTALLED, OCF_ERR_CONFIGURED, OCF_NOT_RUNNING = 5, 6, 7
 
 
@@ -288,5 +288,5 @@ def test_validation_codes(tmp_path: Path, config: Path, server: FakeServer) -> N
     assert result.returncode == OCF_ERR_CONFIGURED
     assert "missing setting(s): url" in result.stderr
     assert ocf("validate-all", no_url, url=server.url).returncode == OCF_SUCCESS
-    assert ocf("validate-all", tmp_path / "absent.conf").returncode == OCF_ERR_CONFIGURED
+    assert ocf("validate-all", tmp_path / "absent.conf").returncode == OCF_ERR_ARGS
     assert ocf("validate-all", config, wait_imds="perhaps").returncode == OCF_ERR_CONFIGURED
