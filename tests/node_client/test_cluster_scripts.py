@@ -185,7 +185,7 @@ def test_ocf_tester_passes(config: Path, azure: State, world_readable_agent: Pat
             f"config={config}",
             "-o",
             f"client={CLIENT}",
-            str(AGENT),
+            str(world_readable_agent),
         ],
         env=clean_env(),
         capture_output=True,
