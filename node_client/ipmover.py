@@ -119,7 +119,7 @@ PARAMS = (
         "BOOL",
         "after the move, wait until instance metadata agrees (default: acquire yes, release no)",
     ),
-    Param("poll_interval", "seconds", 1.0, "SECONDS", "pause between status polls (default 1)"),
+    Param("poll_interval", "seconds", 0.5, "SECONDS", "pause between status polls (default 0.5)"),
     Param("retry_backoff", "seconds", 1.0, "SECONDS", "first retry pause, doubled per retry"),
 )
 PARAM_BY_NAME = {p.name: p for p in PARAMS}
