@@ -214,7 +214,8 @@ def test_a_timeout_in_the_queue_says_the_position(run: Runner, azure: State) -> 
 
 def test_a_timeout_while_running_names_the_step(run: Runner, azure: State) -> None:
     azure.slow_steps = {"add_ip_config": 60}
-    result = run("acquire", "--timeout", "1")
+    # Long enough for a loaded machine to see the request reach that step.
+    result = run("acquire", "--timeout", "3")
     assert result.returncode == 14
     assert one_line(result.stderr).endswith(f"was running step add_ip_config ({THIS_NIC})")
 
