@@ -14,6 +14,7 @@ with its reason. Orchestrations must be deterministic: time comes from
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Generator
 from typing import Any
 
@@ -32,6 +33,8 @@ from .ip_entities import history_entity, lock_entity
 __all__ = ["MOVE_IP", "bp"]
 
 MOVE_IP = "move_ip"
+
+log = logging.getLogger("mover.orchestration")
 
 # Longest single wait for a NIC update inside one activity call; the lease is
 # renewed between calls.
@@ -101,6 +104,26 @@ class MoveRun:
         step.status = "failed" if error else "succeeded"
         step.error = error.to_dict() if error else None
         self._publish()
+        self._log(
+            "step=%s status=%s attempt=%d nic=%s elapsed=%.3fs%s",
+            step.name,
+            step.status,
+            step.attempt,
+            (step.nic or "-").rsplit("/", 1)[-1],
+            _elapsed(step.started_at, step.finished_at),
+            f" error={error.code}" if error else "",
+        )
+
+    def _log(self, message: str, *args: Any) -> None:
+        """One structured line per event, never repeated by replays."""
+        if not self.context.is_replaying:
+            log.info(
+                "move request=%s ip=%s action=%s " + message,
+                self.request.request_id,
+                self.request.ip,
+                self.request.action,
+                *args,
+            )
 
     # -- the lock ------------------------------------------------------------
 
@@ -314,6 +337,15 @@ class MoveRun:
         self.record.queue_position = None
         self.record.finished_at = self._now_iso()
         self._publish()
+        self._log(
+            "status=%s waited=%.3fs moved=%.3fs%s",
+            status,
+            _elapsed(self.request.created_at, self.record.locked_at or self.record.finished_at),
+            _elapsed(self.record.locked_at, self.record.finished_at)
+            if self.record.locked_at
+            else 0,
+            f" error={error['code']}" if error else "",
+        )
 
     def record_in_history(self) -> Steps:
         """Keep the finished record in the IP's history; it is also the orchestration's output."""
@@ -324,6 +356,10 @@ class MoveRun:
             {"record": record, "limit": self.limits.history_size},
         )
         return record
+
+
+def _elapsed(start: str, end: str) -> float:
+    return (parse_iso(end) - parse_iso(start)).total_seconds()
 
 
 def _utc(epoch: float) -> dt.datetime:
