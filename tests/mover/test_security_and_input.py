@@ -152,3 +152,13 @@ def test_reads_need_a_valid_token(mover: Mover) -> None:
     for path in (f"ips/{IP}", f"ips/{IP}/history", f"requests/{uuid.uuid4()}"):
         r = mover.http.get(f"{mover.stack.api}/{path}", timeout=10)
         assert r.status_code == 401, path
+
+
+def test_no_token_reaches_the_logs(mover: Mover) -> None:
+    token = mover.token("server01")
+    mover.move("acquire", "server01")
+    _post_raw(mover, token[:-4] + "AAAA")  # a refused one is logged with its reason
+    logs = (mover.stack.state_dir / "host.log").read_text(errors="replace")
+    logs += (mover.stack.state_dir / "azure.log").read_text(errors="replace")
+    assert token not in logs
+    assert "eyJ" not in logs, "something that looks like a JWT was logged"
