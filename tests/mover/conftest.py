@@ -20,6 +20,8 @@ FINISHED = ("succeeded", "failed", "expired")
 # Fast Azure: NIC updates take 0.3 s and ARM suggests polling after 0.2 s.
 FAST_AZURE = ["--nic-update-seconds", "0.3", "--retry-after", "0.2"]
 FAST_LIMITS = {"lockPollSeconds": 1.0, "lockLeaseSeconds": 30}
+# An operator identity (not a VM): may read everything and move an IP to a named member.
+OPERATOR = "0e5f1d2c-3b4a-4c5d-8e6f-7a8b9c0d1e2f"
 
 
 class Mover:
@@ -98,6 +100,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         azure_args=FAST_AZURE,
         limits=FAST_LIMITS,
         lro_poll_seconds=0.1,
+        operators=[OPERATOR],
     )
     try:
         yield running

@@ -1,0 +1,75 @@
+"""Operators act for a named member; a broken configuration is reported, not guessed around."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import requests
+
+from emulator.launch import REPO_ROOT, start_service
+from emulator.stack import AUDIENCE
+
+from .conftest import IP, NIC, OPERATOR, Mover
+
+
+def _operator_token(mover: Mover) -> str:
+    return mover.stack.control.token(
+        "server01", AUDIENCE, claims={"oid": OPERATOR, "xms_mirid": None}
+    )
+
+
+def test_an_operator_moves_the_ip_to_a_named_member(mover: Mover) -> None:
+    token = _operator_token(mover)
+    r = mover.post("acquire", "server01", token=token, target="server02")
+    assert r.status_code == 202, r.text
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{mover.stack.api}/requests/{r.json()['requestId']}"
+    mover.stack.control.wait_for(
+        lambda: requests.get(url, headers=headers, timeout=10).json()["status"] == "succeeded",
+        timeout=30,
+    )
+    record = requests.get(url, headers=headers, timeout=10).json()
+    assert record["caller"] == {
+        "member": "server02",
+        "vm": mover.stack.config["clusters"][0]["members"][1]["vmId"],
+        "byOperator": True,
+    }
+    assert mover.holders() == [NIC["server02"]]
+
+
+def test_an_operator_must_name_the_member(mover: Mover) -> None:
+    r = mover.post("acquire", "server01", token=_operator_token(mover))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+
+
+def test_an_operator_reads_any_request_and_ip(mover: Mover) -> None:
+    request_id = mover.move("acquire", "server01")["requestId"]
+    headers = {"Authorization": f"Bearer {_operator_token(mover)}"}
+    for path in (f"requests/{request_id}", f"ips/{IP}", f"ips/{IP}/history"):
+        r = requests.get(f"{mover.stack.api}/{path}", headers=headers, timeout=10)
+        assert r.status_code == 200, (path, r.text)
+
+
+def test_a_broken_configuration_is_reported_with_every_reason(tmp_path: Path) -> None:
+    config = {"auth": {"tenantId": "nope"}, "clusters": [{"name": "c", "members": [], "ips": []}]}
+    host = start_service(
+        ["host", "--app-dir", str(REPO_ROOT), "--state", str(tmp_path), "--port", "0"],
+        log_path=tmp_path / "host.log",
+        env={"MOVER_CONFIG": json.dumps(config)},
+    )
+    try:
+        api = f"{host.info['url']}/api/v1"
+        health = requests.get(f"{api}/health", timeout=10)
+        assert health.status_code == 503
+        message = health.json()["error"]["message"]
+        for problem in ("auth.tenantId", "clusters[0].members", "clusters[0].ips"):
+            assert problem in message
+        r = requests.post(
+            f"{api}/ips/{IP}/acquire", json={"requestId": str(uuid.uuid4())}, timeout=10
+        )
+        assert r.status_code == 503
+        assert r.json()["error"]["code"] == "not_configured"
+    finally:
+        host.stop()
