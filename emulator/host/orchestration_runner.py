@@ -77,6 +77,17 @@ class ReplayState:
         return task_id
 
 
+@dataclass
+class _Episode:
+    """What one episode works on: the instance, its replay state, its clock and its output."""
+
+    instance: InstanceRecord
+    state: ReplayState
+    now: dt.datetime
+    commit: EpisodeCommit
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+
 class OrchestrationRunner:
     """Runs orchestration episodes against the durable store."""
 
@@ -126,10 +137,10 @@ class OrchestrationRunner:
         commit = EpisodeCommit(consumed_message_ids=[m.id for m in batch])
         new_events = [dict(m.body, IsPlayed=False) for m in batch]
         started = event(EventType.ORCHESTRATOR_STARTED, now)
-        outputs: list[dict[str, Any]] = []
+        episode = _Episode(instance, state, now, commit)
         if history == [] and new_events[0]["EventType"] == EventType.EXECUTION_STARTED:
             instance.runtime_status = "Running"
-        self._schedule_retry_step(instance, state, new_events[0], now, outputs, commit)
+        self._schedule_retry_step(episode, new_events[0])
 
         answer = self._invoke(instance, history, started, new_events)
         known = len(state.action_signatures)
@@ -163,13 +174,13 @@ class OrchestrationRunner:
                     continue_as_new = action
                     state.action_ids.append(None)
                     continue
-                task_id = self._schedule_action(instance, state, action, now, outputs, commit)
+                task_id = self._schedule_action(episode, action)
                 state.action_ids.append(task_id)
             state.action_signatures = signatures
             state.actions_seen = len(answer.actions)
-            self._cancel_timers(instance, state, answer.actions, commit)
+            self._cancel_timers(episode, answer.actions)
 
-        episode_events = [started, *new_events, *outputs]
+        episode_events = [started, *new_events, *episode.outputs]
         episode_events.append(event(EventType.ORCHESTRATOR_COMPLETED, utc_now()))
         instance.last_updated_time = format_time(utc_now())
         commit.instance = instance
@@ -230,15 +241,8 @@ class OrchestrationRunner:
 
     # -- scheduling ------------------------------------------------------
 
-    def _schedule_action(
-        self,
-        instance: InstanceRecord,
-        state: ReplayState,
-        action: dict[str, Any],
-        now: dt.datetime,
-        outputs: list[dict[str, Any]],
-        commit: EpisodeCommit,
-    ) -> int | None:
+    def _schedule_action(self, ep: _Episode, action: dict[str, Any]) -> int | None:
+        instance, state, now = ep.instance, ep.state, ep.now
         kind = action["actionType"]
         if kind == ActionType.WAIT_FOR_EXTERNAL_EVENT:
             return None
@@ -253,10 +257,9 @@ class OrchestrationRunner:
                 "first_attempt": now.timestamp(),
             }
             state.tasks[str(task_id)] = task
-            self._schedule_activity(instance, task_id, task, now, outputs, commit)
+            self._schedule_activity(ep, task_id, task)
         elif kind == ActionType.CREATE_TIMER:
-            fire_at = parse_time(action["fireAt"])
-            self._schedule_timer(instance, task_id, fire_at, now, outputs, commit)
+            self._schedule_timer(ep, task_id, parse_time(action["fireAt"]))
         elif kind in (
             ActionType.CALL_SUB_ORCHESTRATOR,
             ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY,
@@ -272,7 +275,7 @@ class OrchestrationRunner:
                 "first_attempt": now.timestamp(),
             }
             state.tasks[str(task_id)] = task
-            self._schedule_suborchestration(instance, task_id, task, now, outputs, commit)
+            self._schedule_suborchestration(ep, task_id, task)
         else:  # CALL_ENTITY or SIGNAL_ENTITY
             signal = kind == ActionType.SIGNAL_ENTITY
             request = {
@@ -284,7 +287,7 @@ class OrchestrationRunner:
                 "parentExecution": None if signal else instance.execution_id,
             }
             target = action["instanceId"]
-            outputs.append(
+            ep.outputs.append(
                 event(
                     EventType.EVENT_SENT,
                     now,
@@ -294,55 +297,38 @@ class OrchestrationRunner:
                     Input=json.dumps(request),
                 )
             )
-            commit.new_messages.append((target, None, {"request": request}, 0.0))
+            ep.commit.new_messages.append((target, None, {"request": request}, 0.0))
         return task_id
 
-    def _schedule_activity(
-        self,
-        instance: InstanceRecord,
-        task_id: int,
-        task: dict[str, Any],
-        now: dt.datetime,
-        outputs: list[dict[str, Any]],
-        commit: EpisodeCommit,
-    ) -> None:
-        outputs.append(
-            event(EventType.TASK_SCHEDULED, now, task_id, Name=task["name"], Input=task["input"])
+    def _schedule_activity(self, ep: _Episode, task_id: int, task: dict[str, Any]) -> None:
+        ep.outputs.append(
+            event(EventType.TASK_SCHEDULED, ep.now, task_id, Name=task["name"], Input=task["input"])
         )
-        commit.new_activities.append(
-            (instance.instance_id, instance.execution_id, task_id, task["name"], task["input"])
+        ep.commit.new_activities.append(
+            (
+                ep.instance.instance_id,
+                ep.instance.execution_id,
+                task_id,
+                task["name"],
+                task["input"],
+            )
         )
 
-    def _schedule_timer(
-        self,
-        instance: InstanceRecord,
-        task_id: int,
-        fire_at: dt.datetime,
-        now: dt.datetime,
-        outputs: list[dict[str, Any]],
-        commit: EpisodeCommit,
-    ) -> None:
+    def _schedule_timer(self, ep: _Episode, task_id: int, fire_at: dt.datetime) -> None:
         fire_text = format_time(fire_at)
-        outputs.append(event(EventType.TIMER_CREATED, now, task_id, FireAt=fire_text))
+        ep.outputs.append(event(EventType.TIMER_CREATED, ep.now, task_id, FireAt=fire_text))
         fired = event(EventType.TIMER_FIRED, fire_at, TimerId=task_id, FireAt=fire_text)
-        commit.new_messages.append(
-            (instance.instance_id, instance.execution_id, fired, fire_at.timestamp())
+        ep.commit.new_messages.append(
+            (ep.instance.instance_id, ep.instance.execution_id, fired, fire_at.timestamp())
         )
 
-    def _schedule_suborchestration(
-        self,
-        instance: InstanceRecord,
-        task_id: int,
-        task: dict[str, Any],
-        now: dt.datetime,
-        outputs: list[dict[str, Any]],
-        commit: EpisodeCommit,
-    ) -> None:
+    def _schedule_suborchestration(self, ep: _Episode, task_id: int, task: dict[str, Any]) -> None:
+        instance, commit = ep.instance, ep.commit
         child_id = task["instance_id"]
-        outputs.append(
+        ep.outputs.append(
             event(
                 EventType.SUB_ORCHESTRATION_INSTANCE_CREATED,
-                now,
+                ep.now,
                 task_id,
                 Name=task["name"],
                 InstanceId=child_id,
@@ -358,20 +344,13 @@ class OrchestrationRunner:
             (child_id, child.execution_id, execution_started_event(child), 0.0)
         )
 
-    def _schedule_retry_step(
-        self,
-        instance: InstanceRecord,
-        state: ReplayState,
-        first_event: dict[str, Any],
-        now: dt.datetime,
-        outputs: list[dict[str, Any]],
-        commit: EpisodeCommit,
-    ) -> None:
+    def _schedule_retry_step(self, ep: _Episode, first_event: dict[str, Any]) -> None:
         """DurableTask.Core's retry interceptor: after a failure a timer, then a new attempt.
 
         Like DTFx, a timer follows every failed attempt, the last one included;
         the SDK waits for that timer before it fails the task.
         """
+        state = ep.state
         kind = first_event["EventType"]
         if kind in (EventType.TASK_FAILED, EventType.SUB_ORCHESTRATION_INSTANCE_FAILED):
             failed = state.tasks.get(str(first_event["TaskScheduledId"]))
@@ -381,12 +360,12 @@ class OrchestrationRunner:
             # After the last attempt DTFx still creates a (due now) timer, for back-compat.
             last = failed["attempt"] >= int(failed["retry"]["maxNumberOfAttempts"])
             delay_ms = 0.0 if last else _retry_delay_ms(failed["retry"], failed["attempt"])
-            fire_at = now + dt.timedelta(milliseconds=delay_ms)
+            fire_at = ep.now + dt.timedelta(milliseconds=delay_ms)
             state.tasks[str(timer_id)] = {
                 "kind": "retry_timer",
                 "of": str(first_event["TaskScheduledId"]),
             }
-            self._schedule_timer(instance, timer_id, fire_at, now, outputs, commit)
+            self._schedule_timer(ep, timer_id, fire_at)
         elif kind == EventType.TIMER_FIRED:
             timer = state.tasks.get(str(first_event["TimerId"]))
             if not timer or timer.get("kind") != "retry_timer":
@@ -398,17 +377,12 @@ class OrchestrationRunner:
             attempt = dict(failed, attempt=failed["attempt"] + 1)
             state.tasks[str(attempt_id)] = attempt
             if attempt["kind"] == "activity":
-                self._schedule_activity(instance, attempt_id, attempt, now, outputs, commit)
+                self._schedule_activity(ep, attempt_id, attempt)
             else:
-                self._schedule_suborchestration(instance, attempt_id, attempt, now, outputs, commit)
+                self._schedule_suborchestration(ep, attempt_id, attempt)
 
-    def _cancel_timers(
-        self,
-        instance: InstanceRecord,
-        state: ReplayState,
-        actions: list[dict[str, Any]],
-        commit: EpisodeCommit,
-    ) -> None:
+    def _cancel_timers(self, ep: _Episode, actions: list[dict[str, Any]]) -> None:
+        state = ep.state
         for action, task_id in zip(actions, state.action_ids, strict=False):
             if (
                 task_id is not None
@@ -417,7 +391,7 @@ class OrchestrationRunner:
                 and not state.tasks.get(str(task_id), {}).get("cancelled")
             ):
                 state.tasks[str(task_id)] = {"kind": "timer", "cancelled": True}
-                commit.cancelled_timer_ids.append((instance.instance_id, task_id))
+                ep.commit.cancelled_timer_ids.append((ep.instance.instance_id, task_id))
 
     # -- endings ---------------------------------------------------------
 

@@ -109,6 +109,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 
 @pytest.fixture
+def own_stack(tmp_path: Path) -> Iterator[LocalStack]:
+    """A stack for one test alone (it kills the host, or reads the whole request log)."""
+    running = start_stack(tmp_path, azure_args=FAST_AZURE, limits=FAST_LIMITS, lro_poll_seconds=0.1)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
 def mover(stack: LocalStack) -> Iterator[Mover]:
     """A client, with ARM back at the seed state and no faults."""
     stack.control.reset()

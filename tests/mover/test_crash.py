@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from emulator.stack import LocalStack
 
-import pytest
-
-from emulator.stack import LocalStack, start_stack
-
-from .conftest import FAST_AZURE, FAST_LIMITS, NIC, Mover
-
-
-@pytest.fixture
-def own_stack(tmp_path: Path) -> Iterator[LocalStack]:
-    """A stack of its own: this test kills its host."""
-    running = start_stack(tmp_path, azure_args=FAST_AZURE, limits=FAST_LIMITS, lro_poll_seconds=0.1)
-    try:
-        yield running
-    finally:
-        running.stop()
+from .conftest import NIC, Mover
 
 
 def test_kill_between_remove_and_add_then_restart_completes_once(own_stack: LocalStack) -> None:

@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from emulator.launch import REPO_ROOT
-from emulator.stack import LocalStack, start_stack
+from emulator.stack import LocalStack
 
-from .conftest import FAST_AZURE, FAST_LIMITS, IP, Mover
+from .conftest import IP, Mover
 
 ROUTES = json.loads((REPO_ROOT / "infra" / "arm-request-to-action.json").read_text())["routes"]
 ROLE = set(json.loads((REPO_ROOT / "infra" / "role-actions.json").read_text()))
@@ -49,16 +45,6 @@ _LINKED_CHECKS = {
         "applicationGatewayBackendAddressPools"
     ),
 }
-
-
-@pytest.fixture
-def own_stack(tmp_path: Path) -> Iterator[LocalStack]:
-    """A stack whose request log nothing else touches."""
-    running = start_stack(tmp_path, azure_args=FAST_AZURE, limits=FAST_LIMITS, lro_poll_seconds=0.1)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def _route(method: str, path: str) -> dict[str, Any]:
