@@ -1,10 +1,15 @@
-"""A host killed in the middle of a move: on restart the move completes, exactly once."""
+"""Crashes: a host killed mid-move, a lock holder that died."""
 
 from __future__ import annotations
 
-from emulator.stack import LocalStack
+from pathlib import Path
 
-from .conftest import NIC, Mover
+import requests
+
+from emulator.stack import LocalStack, start_stack
+from mover.records import parse_iso
+
+from .conftest import FAST_AZURE, NIC, Mover
 
 
 def test_kill_between_remove_and_add_then_restart_completes_once(own_stack: LocalStack) -> None:
@@ -36,3 +41,32 @@ def test_kill_between_remove_and_add_then_restart_completes_once(own_stack: Loca
     assert [r["requestId"] for r in history].count(request_id) == 1
     # And the lock is free for the next request.
     assert mover.move("acquire", "server01")["status"] == "succeeded"
+
+
+def test_a_dead_lock_holder_is_passed_over_when_its_lease_runs_out(tmp_path: Path) -> None:
+    """The holder's orchestration is terminated mid-move: the next request waits out the lease."""
+    lease = 3.0
+    stack = start_stack(
+        tmp_path,
+        azure_args=FAST_AZURE,
+        limits={"lockLeaseSeconds": lease, "lockPollSeconds": 0.5},
+        lro_poll_seconds=0.1,
+    )
+    try:
+        mover = Mover(stack)
+        stack.control.update_settings(nic_update_seconds=2.0)
+        holder = mover.post("acquire", "server01").json()["requestId"]
+        stack.control.wait_for(
+            lambda: mover.get(f"requests/{holder}", "server01").json()["status"] == "running"
+        )
+        r = requests.post(f"{stack.rpc}instances/{holder}/terminate", params={"reason": "test"})
+        assert r.status_code == 202
+        waiter = mover.move("acquire", "server02")
+        assert waiter["status"] == "succeeded", waiter
+        waited = (parse_iso(waiter["lockedAt"]) - parse_iso(waiter["createdAt"])).total_seconds()
+        assert waited >= lease / 2, "the lock was taken from a holder whose lease had not run out"
+        assert mover.holders() == [NIC["server02"]]
+        terminated = mover.get(f"requests/{holder}", "server01").json()
+        assert terminated["status"] == "failed" and terminated["error"]["code"] == "terminated"
+    finally:
+        stack.stop()
