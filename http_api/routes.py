@@ -19,9 +19,15 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities.arm import map_sdk_error, network_client, nic_view
-from mover.access import ApiError, authorize_move, authorize_read_ip, is_operator
+from mover.access import ApiError, MoveGrant, authorize_move, authorize_read_ip, is_operator
 from mover.config import ConfigError, MoverConfig, current_config
-from mover.intake import build_move_request, parse_ip, parse_move_body, parse_request_id
+from mover.intake import (
+    build_move_request,
+    is_retry_of,
+    parse_ip,
+    parse_move_body,
+    parse_request_id,
+)
 from mover.planning import find_ip_holders
 from mover.records import Action, MoveRequest, RequestStatus
 from mover.tokens import AuthenticationError, Caller
@@ -123,11 +129,13 @@ async def _submit(
     ip = parse_ip(req.route_params["ip"])
     body = parse_move_body(req.get_body())
     grant = authorize_move(config, caller, ip, body.target)
+    # A retried POST gets its request back, even when its deadline has passed since.
+    if body.request_id is not None:
+        existing = await _existing(client, body.request_id, action, grant, caller)
+        if existing is not None:
+            return existing
     now = dt.datetime.now(dt.UTC)
     request = build_move_request(action, grant, caller, body, now, config.limits, str(uuid.uuid4()))
-    existing = await _existing(client, request)
-    if existing is not None:
-        return existing
     try:
         await client.start_new(MOVE_IP, request.request_id, request.to_dict())
     except Exception as exc:
@@ -135,7 +143,7 @@ async def _submit(
         log.info(
             "start of %s refused (%s); answering with the existing one", request.request_id, exc
         )
-        existing = await _existing(client, request)
+        existing = await _existing(client, request.request_id, action, grant, caller)
         if existing is not None:
             return existing
         raise
@@ -151,18 +159,20 @@ async def _submit(
 
 
 async def _existing(
-    client: df.DurableOrchestrationClient, request: MoveRequest
+    client: df.DurableOrchestrationClient,
+    request_id: str,
+    action: Action,
+    grant: MoveGrant,
+    caller: Caller,
 ) -> func.HttpResponse | None:
     """The answer for a retried POST, None when the request id is new."""
-    status = await client.get_status(request.request_id, show_input=True)
+    status = await client.get_status(request_id, show_input=True)
     if not status or status.runtime_status is None:
         return None
     earlier = _input_of(status)
-    if earlier is None or not earlier.same_request_as(request):
+    if earlier is None or not is_retry_of(earlier, action, grant, caller):
         raise ApiError(
-            409,
-            "request_id_conflict",
-            f"requestId {request.request_id} was used for another request",
+            409, "request_id_conflict", f"requestId {request_id} was used for another request"
         )
     record = record_of_instance(status, earlier)
     return _accepted(

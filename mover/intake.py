@@ -19,6 +19,7 @@ __all__ = [
     "ApiError",
     "MoveBody",
     "build_move_request",
+    "is_retry_of",
     "parse_ip",
     "parse_move_body",
     "parse_request_id",
@@ -141,4 +142,18 @@ def build_move_request(
         created_at=iso(now),
         deadline=iso(deadline),
         context=body.context,
+    )
+
+
+def is_retry_of(earlier: MoveRequest, action: Action, grant: MoveGrant, caller: Caller) -> bool:
+    """Whether a POST reusing ``earlier``'s request id asks for the same thing.
+
+    Deadline and context may differ between a request and its retry; what the
+    request does (action, IP, whose NIC) and who asked may not.
+    """
+    return (
+        earlier.action == action
+        and earlier.ip == grant.ip.address
+        and earlier.member == grant.target.name
+        and earlier.caller_principal == caller.principal_id
     )

@@ -75,15 +75,6 @@ class MoveRequest:
         """From the JSON form."""
         return cls(**{**data, "action": Action(data["action"])})
 
-    def same_request_as(self, other: MoveRequest) -> bool:
-        """Whether ``other`` is a retry of this request (same IP, action, caller, target)."""
-        return (
-            self.action == other.action
-            and self.ip == other.ip
-            and self.member == other.member
-            and self.caller_principal == other.caller_principal
-        )
-
 
 @dataclass
 class Step:

@@ -157,3 +157,15 @@ def test_ip_state_shows_holder_and_lock(mover: Mover) -> None:
 def test_health_needs_no_token(mover: Mover) -> None:
     r = mover.http.get(f"{mover.stack.api}/health", timeout=10)
     assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+def test_a_retried_post_after_its_deadline_still_gets_its_request(mover: Mover) -> None:
+    request_id = str(uuid.uuid4())
+    deadline = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)).isoformat()
+    posted = mover.post("acquire", "server01", requestId=request_id, deadline=deadline)
+    assert posted.status_code == 202
+    mover.wait(request_id, "server01")
+    mover.stack.control.wait_for(lambda: dt.datetime.now(dt.UTC).isoformat() > deadline)
+    again = mover.post("acquire", "server01", requestId=request_id, deadline=deadline)
+    assert again.status_code == 200, again.text
+    assert again.json()["status"] == "succeeded"

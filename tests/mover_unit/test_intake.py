@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -14,6 +15,7 @@ from mover.intake import (
     ApiError,
     MoveBody,
     build_move_request,
+    is_retry_of,
     parse_ip,
     parse_move_body,
     parse_request_id,
@@ -331,3 +333,48 @@ def test_deadline_in_another_zone_is_stored_as_utc(config):
     deadline = dt.datetime(2025, 6, 1, 21, 2, tzinfo=tz)
 
     assert build(config, MoveBody(deadline=deadline)).deadline == "2025-06-01T12:02:00.000Z"
+
+
+# -- retries of a POST --------------------------------------------------------
+
+
+def _earlier(**changes):
+    config = sample_config()
+    grant = authorize_move(config, caller_for("server01"), IP1, None)
+    request = build_move_request(
+        Action.ACQUIRE,
+        grant,
+        caller_for("server01"),
+        MoveBody(request_id="req-1"),
+        NOW,
+        config.limits,
+        "unused",
+    )
+    return dataclasses.replace(request, **changes)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"deadline": "2025-06-01T12:09:00.000Z"},
+        {"created_at": "2025-06-01T12:00:03.000Z"},
+        {"context": {"event": "MANUAL"}},
+    ],
+)
+def test_a_retry_may_differ_in_times_and_context(changes):
+    grant = authorize_move(sample_config(), caller_for("server01"), IP1, None)
+    assert is_retry_of(_earlier(**changes), Action.ACQUIRE, grant, caller_for("server01"))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"action": Action.RELEASE},
+        {"ip": "10.5.0.111"},
+        {"member": "server02"},
+        {"caller_principal": MEMBERS["server02"].principal_id},
+    ],
+)
+def test_a_different_action_ip_target_or_caller_is_another_request(changes):
+    grant = authorize_move(sample_config(), caller_for("server01"), IP1, None)
+    assert not is_retry_of(_earlier(**changes), Action.ACQUIRE, grant, caller_for("server01"))

@@ -70,32 +70,6 @@ def test_move_request_dict_does_not_share_the_context():
     assert original.context["event"] == "FAILOVER"
 
 
-@pytest.mark.parametrize(
-    "changes",
-    [
-        {"request_id": "req-2"},
-        {"deadline": "2025-06-01T12:09:00.000Z"},
-        {"created_at": "2025-06-01T12:00:03.000Z"},
-        {"context": {"event": "MANUAL"}},
-    ],
-)
-def test_a_retry_may_differ_in_id_times_and_context(changes):
-    assert move_request().same_request_as(move_request(**changes))
-
-
-@pytest.mark.parametrize(
-    "changes",
-    [
-        {"action": Action.RELEASE},
-        {"ip": "10.5.0.111"},
-        {"member": "server02"},
-        {"caller_principal": MEMBERS["server02"].principal_id},
-    ],
-)
-def test_a_different_action_ip_target_or_caller_is_another_request(changes):
-    assert not move_request().same_request_as(move_request(**changes))
-
-
 # -- times --------------------------------------------------------------------
 
 
