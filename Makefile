@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEB_PACKAGES := resource-agents libxml2-utils shellcheck
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint format venv system-deps clean
+.PHONY: demo test bench lint format venv system-deps clean
 
 venv: $(STAMP)
 
@@ -42,6 +42,10 @@ format: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m demo
+
+# Benchmarks against the vendor scripts; writes docs/benchmarks.md (BENCH_ARGS=--quick).
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache .ruff_cache
