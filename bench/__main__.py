@@ -1,0 +1,111 @@
+"""``python -m bench``: every benchmark, side by side with its baseline, into docs/benchmarks.md.
+
+    .venv/bin/python -m bench [--quick] [--only timing,races,scale,client]
+                              [--output docs/benchmarks.md]
+
+Sections (docstrings of each module say what and why):
+
+1. ``bench.timing`` - start / takeover / switchover time, node client vs the vendor's
+   scripts with azure-cli, at ARM ``Retry-After`` 10 and 1;
+2. ``bench.races`` - both nodes starting at once, a stop racing a start, a takeover from
+   a crashed holder: outcomes of the vendor's scripts vs ours;
+3. ``bench.scale`` - N clusters failing over at once through one Function app;
+4. ``bench.client`` - the node client's start-up time and peak memory.
+
+The full run takes under 20 minutes on the project's 2-core machine, ``--quick`` a few.
+Everything is bounded (timeouts on every script, a time limit per scale size) and stops
+what it started. The report is rewritten after each section, so an interrupted run
+leaves what it measured (marked incomplete). ``bench.takeover`` is the older, narrower
+benchmark (the mover vs the SDK's own poller); it still runs on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import client, races, scale, timing
+from .azcli import ensure_azure_cli
+from .common import REPO_ROOT, machine, seed_stack
+from .report import Report
+
+SECTIONS = ("timing", "races", "scale", "client")
+NIC_UPDATE = 2.0  # seconds per NIC update in sections 1 and 2 (Azure: ~10, varies)
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _scale_limit(n: int) -> float:
+    """Time limit of one scale size: generous, but the run must end by itself."""
+    return min(900.0, 120.0 + 1.2 * n)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer runs and sizes")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=REPO_ROOT / "docs" / "benchmarks.md",
+        help="Markdown report (default docs/benchmarks.md)",
+    )
+    args = parser.parse_args(argv)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
+
+    runs = 3 if args.quick else 5
+    race_runs = 2 if args.quick else 3
+    sizes = (10, 50) if args.quick else (10, 100, 500)
+    client_runs = 7 if args.quick else 21
+    command = "python -m bench" + (" --quick" if args.quick else "")
+    if set(only) != set(SECTIONS):
+        command += f" --only {','.join(only)}"
+
+    started = time.monotonic()
+    report = Report(command=command, machine=machine(), quick=args.quick, scale_sizes=sizes)
+    _log(f"benchmark: {', '.join(only)}; report to {args.output}")
+    _log("machine: {nproc} cores, {cpu}, {ram}; commit {commit}".format(**report.machine))
+    with tempfile.TemporaryDirectory(prefix="ipmover-bench-") as tmp:
+        work = Path(tmp)
+        if "timing" in only or "races" in only:
+            report.az_version = ensure_azure_cli()
+            _log(f"azure-cli {report.az_version}; starting the seed stack")
+            stack = seed_stack(work / "seed", NIC_UPDATE, retry_after=10)
+            try:
+                sides = timing.Sides(stack, work)
+                if "timing" in only:
+                    report.timing = timing.run(stack, sides, runs, (10.0, 1.0), _log)
+                    report.write(args.output)
+                if "races" in only:
+                    stack.control.update_settings(retry_after=10)
+                    report.races = races.run(sides, race_runs, _log)
+                    report.write(args.output)
+            finally:
+                stack.stop()
+        if "scale" in only:
+            report.scale = []
+            for n in sizes:
+                report.scale.append(scale.run_one(work, n, _scale_limit(n), _log))
+                report.write(args.output)
+        if "client" in only:
+            report.client = client.run(client_runs, _log)
+    report.seconds = time.monotonic() - started
+    report.write(args.output)
+    _log(f"done in {report.seconds / 60:.1f} minutes; wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

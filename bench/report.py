@@ -1,0 +1,339 @@
+"""Markdown for docs/benchmarks.md, from the sections' results (written by ``python -m bench``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .azcli import cloud_register_args
+from .client import ClientFigures
+from .races import OUTCOMES, SCENARIOS, RaceResult
+from .scale import NIC_UPDATE as SCALE_NIC_UPDATE
+from .scale import ScaleRun
+from .timing import CASES, CaseResult, TimingResult
+
+
+@dataclass
+class Report:
+    """Everything one run of the benchmark measured, as far as it got."""
+
+    command: str
+    machine: dict[str, str]
+    quick: bool
+    az_version: str | None = None
+    timing: TimingResult | None = None
+    races: RaceResult | None = None
+    scale: list[ScaleRun] | None = None
+    scale_sizes: tuple[int, ...] = ()
+    client: ClientFigures | None = None
+    seconds: float | None = None  # whole run; None while it is still going
+    notes: list[str] = field(default_factory=list)
+
+    def write(self, path: Path) -> None:
+        """Write the Markdown file (atomically, so a reader never sees half of it)."""
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.markdown())
+        tmp.replace(path)
+
+    def markdown(self) -> str:
+        parts = [self._header()]
+        if self.timing:
+            parts.append(_timing(self.timing, self.az_version))
+        if self.races:
+            parts.append(_races(self.races))
+        if self.scale is not None:
+            parts.append(_scale(self.scale, self.scale_sizes))
+        if self.client:
+            parts.append(_client(self.client))
+        parts.append(_caveats())
+        return "\n\n".join(parts) + "\n"
+
+    def _header(self) -> str:
+        m = self.machine
+        took = (
+            f"{self.seconds / 60:.1f} minutes"
+            if self.seconds is not None
+            else "**incomplete: the run stopped before its end**"
+        )
+        lines = [
+            "# Benchmarks",
+            "",
+            "Written by the benchmark itself; do not edit by hand, run it again:",
+            "",
+            "```sh",
+            ".venv/bin/python -m bench            # everything, under 20 minutes here",
+            ".venv/bin/python -m bench --quick    # fewer runs and sizes, a few minutes",
+            "```",
+            "",
+            "Everything runs on this machine against the project's local stand-ins: the",
+            "local Azure (ARM network API with NIC updates that take a set time and answer",
+            "`Retry-After`, IMDS per VM, throttling) and the local Functions host running",
+            "the mover ([local Azure](local-azure.md)). Each figure stands beside its",
+            "baseline **from the same run**, medians of several runs, because a 2-core",
+            "machine is noisy; compare the ratios more than the seconds.",
+            "",
+            "| | |",
+            "|---|---|",
+            f"| command | `{self.command}`{' (quick)' if self.quick else ''} |",
+            f"| date | {m['date']} |",
+            f"| git commit | {m['commit']} |",
+            f"| machine | {m['nproc']} cores, {m['cpu']}, {m['ram']} RAM |",
+            f"| system | {m['os']}, Python {m['python']} |",
+            f"| whole run took | {took} |",
+        ]
+        lines += [f"\n{note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+# -- section 1 --------------------------------------------------------------------------
+
+
+def _s(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2f}"
+
+
+def _x(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}x"
+
+
+def _timing(result: TimingResult, az_version: str | None) -> str:
+    lines = [
+        "## 1. Start and takeover time: node client vs the vendor's scripts",
+        "",
+        f"NIC updates take {result.nic_update:g} s; median of {result.runs} runs per cell, "
+        "both sides alternating in the same run.",
+        "",
+        "- **ours**: `node_client/expresscluster/start.sh` (and `stop.sh`), i.e. `ipmover "
+        "acquire`/`release` → the mover app, until the VM's instance metadata shows the IP;",
+        "- **vendor**: the article's `start.sh`/`stop.sh` "
+        "([bench/vendor/](../bench/vendor/)) run unchanged with "
+        f"azure-cli {az_version or '?'} from PyPI, logged in as the VM's managed identity;",
+        "- **start**: IP on no NIC → start.sh on server01; **takeover**: IP still on the",
+        "  NIC of server01, which crashed (no stop.sh) → start.sh on server02;",
+        "  **switchover**: stop.sh on server01, then start.sh on server02 (a planned move",
+        "  of the group, the vendor scripts' best case);",
+        "- **floor**: the NIC operations' own time (what no client can go below);",
+        "- **ARM r/w**: ARM reads / writes per move, of the identity that made them (the",
+        "  app's for ours, the VMs' for the vendor's: az runs as the VM);",
+        "- a cell is the median of the runs that succeeded (exit 0 and the IP on the",
+        "  right node); a side that never succeeded shows how it failed instead.",
+    ]
+    for retry_after, table in result.cases.items():
+        lines += [
+            "",
+            f"### ARM `Retry-After: {retry_after:g}`"
+            + (" (as Azure answers NIC updates)" if retry_after == 10 else ""),
+            "",
+            "| case | ours s | vendor s | vendor / ours | floor s | ours / floor "
+            "| ours ARM r/w | vendor ARM r/w | ok ours | ok vendor |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for case in CASES:
+            ours, vendor = table[case]["ours"], table[case]["vendor"]
+            runs = len(ours.samples)
+            o, v = ours.median_seconds(), vendor.median_seconds()
+            floor = ours.median_floor()
+            if math.isnan(floor):
+                floor = vendor.median_floor()
+            vendor_cell = _s(v)
+            if not vendor.ok_samples and vendor.samples:
+                failed = [s.seconds for s in vendor.samples]
+                codes = sorted({c for s in vendor.samples for c in s.codes if c})
+                where = sorted({", ".join(s.holder) or "no NIC" for s in vendor.samples})
+                vendor_cell = (
+                    f"**failed** (exit {', '.join(map(str, codes))} after "
+                    f"{_s(sorted(failed)[len(failed) // 2])} s; IP left on {'/'.join(where)})"
+                )
+            lines.append(
+                f"| {case} | {_s(o)} | {vendor_cell} | {_x(v / o if o > 0 else math.nan)} "
+                f"| {_s(floor)} | {_x(o / floor if floor > 0 else math.nan)} "
+                f"| {_rw(ours)} | {_rw(vendor)} "
+                f"| {len(ours.ok_samples)}/{runs} | {len(vendor.ok_samples)}/{runs} |"
+            )
+        lines += ["", "<details><summary>every run (seconds)</summary>", ""]
+        for case in CASES:
+            for side in ("ours", "vendor"):
+                runs_text = ", ".join(
+                    f"{s.seconds:.2f}" + ("" if s.ok else " (failed)")
+                    for s in table[case][side].samples
+                )
+                lines.append(f"- {case}, {side}: {runs_text}")
+        lines += ["", "</details>"]
+    lines += ["", _vendor_setup()]
+    return "\n".join(lines)
+
+
+def _rw(case: CaseResult) -> str:
+    reads, writes = case.median_of("reads"), case.median_of("writes")
+    if math.isnan(reads):
+        return "-"
+    return f"{reads:g} / {writes:g}"
+
+
+def _vendor_setup() -> str:
+    register = " ".join(["az", *cloud_register_args("https://127.0.0.1:PORT")])
+    return "\n".join(
+        [
+            "### How the vendor's scripts run here",
+            "",
+            "azure-cli is installed from PyPI into its own virtual environment",
+            "(`bench/.venv-az`, created on first use). Each VM gets its own az",
+            "configuration directory in which the local ARM is registered once, as a",
+            "custom cloud:",
+            "",
+            "```sh",
+            register,
+            "az cloud set --name LocalAzure",
+            "```",
+            "",
+            "and the scripts run with",
+            "`PATH=<dir with a hostname shim answering the VM's name>:bench/.venv-az/bin:"
+            "/usr/bin:/bin`,",
+            "`AZURE_CONFIG_DIR=<that VM's directory>`, `REQUESTS_CA_BUNDLE=<the local CA>`,",
+            "`AZURE_POD_IDENTITY_AUTHORITY_HOST=<the VM's local IMDS>` (msal's",
+            "`ManagedIdentityClient`, which `az login --identity` uses, reads it instead",
+            "of `http://169.254.169.254`), `AZURE_CORE_COLLECT_TELEMETRY=no` and",
+            "`AZURE_CORE_INSTANCE_DISCOVERY=false` (else `az logout` asks",
+            "login.microsoftonline.com about the unknown local authority). `az login",
+            "--identity` then asks the VM's IMDS for a token for",
+            "`https://management.core.windows.net/`, which the local ARM accepts.",
+            "",
+            "The local Azure does no RBAC: any valid token may write the NICs. In Azure",
+            "the article gives each VM **Owner** on the resource group for these",
+            "scripts; ours need no role on the VMs at all.",
+            "",
+            "Changes to the article's scripts: the `<-- ...` notes after each setting",
+            "are comments (as printed they are not shell), the `HostName1` line the",
+            "article's copy lost is restored, `AZPath` is `az` (found on PATH) instead",
+            "of `/root/bin/az`. Nothing else.",
+            "",
+            "Why the vendor's takeover fails: azure-cli no longer prints",
+            "`inUseWithResource` from `check-ip-address` (the local ARM sends it; az",
+            "drops it), so the script's awk finds an empty NIC name and runs",
+            '`az network nic ip-config delete --nic-name ""`, which fails (here with',
+            "the local ARM's `MethodNotAllowed` for a PUT on the collection; Azure",
+            "answers that request with another error, and the script exits 1 the same",
+            'way). The same empty name breaks its "already in use for this host"',
+            "check, so its start.sh only works while the IP is on no NIC.",
+        ]
+    )
+
+
+# -- section 2 --------------------------------------------------------------------------
+
+
+def _races(result: RaceResult) -> str:
+    lines = [
+        "## 2. Races: outcomes, vendor's scripts vs ours",
+        "",
+        f"Each scenario {result.runs} times per side, scripts started at the same moment",
+        "as subprocesses, NIC updates and `Retry-After` as in section 1's first table.",
+        "Outcome of a run, first that applies: *IP lost* (on no NIC), *IP on the wrong",
+        "node* (on the stopping node, on a node whose start failed, or on two),",
+        "*failed* (where it should be, but a script exited non-zero, so the cluster sees",
+        "a failed resource), *succeeded*.",
+        "",
+        "| scenario | side | " + " | ".join(OUTCOMES) + " |",
+        "|---|---|" + "---|" * len(OUTCOMES),
+    ]
+    for scenario in SCENARIOS:
+        for side in ("vendor", "ours"):
+            counts = result.counts(scenario.name, side)
+            cells = " | ".join(str(counts.get(o, 0)) for o in OUTCOMES)
+            lines.append(f"| {scenario.name}: {scenario.description} | {side} | {cells} |")
+    lines += ["", "Exit codes and where the IP ended, per run:", ""]
+    for scenario in SCENARIOS:
+        for side in ("vendor", "ours"):
+            runs = result.results[scenario.name][side]
+            text = "; ".join(
+                f"{r.outcome} ({', '.join(f'{k} → {v}' for k, v in r.codes.items())}; "
+                f"IP on {', '.join(r.holder) or 'no NIC'})"
+                for r in runs
+            )
+            lines.append(f"- {scenario.name}, {side}: {text}")
+    return "\n".join(lines)
+
+
+# -- section 3 --------------------------------------------------------------------------
+
+
+def _scale(runs: list[ScaleRun], sizes: tuple[int, ...]) -> str:
+    lines = [
+        "## 3. Scale: N clusters failing over at once through one Function app",
+        "",
+        "`topology=scale:N`: N two-node clusters, each IP on its member n2's NIC (n2",
+        "crashed); every member n1 posts `acquire` at once (16 client threads post, then",
+        "poll). NIC updates take "
+        f"{SCALE_NIC_UPDATE:g} s; ARM's default throttling (per identity: reads 250",
+        "burst / 25 per s, writes 200 / 10 per s). Total: first POST to the last",
+        "request's end; request times from the requests' own records. Baselines: the",
+        "floor (two NIC updates, as if every move ran in parallel for free) and the time",
+        "ARM's write budget alone imposes on one identity for 2N writes.",
+        "",
+        "| N | total s | per IP s | total / floor | write budget s | request median s "
+        "| request max s | ARM reads | ARM writes | 429s | failures | total vs smallest N |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    first = runs[0].total if runs else math.nan
+    for r in runs:
+        failures = str(r.failures)
+        if r.unfinished:
+            failures += f" ({r.unfinished} unfinished at the {r.time_limit:.0f} s limit)"
+        if r.wrong_place:
+            failures += f"; {r.wrong_place} IPs not on n1"
+        if r.errors:
+            failures += "; " + ", ".join(r.errors)
+        lines.append(
+            f"| {r.n} | {r.total:.1f} | {r.total / r.n:.3f} | {_x(r.total / r.floor)} "
+            f"| {r.write_budget:.0f} | {_s(r.median_request)} | {_s(r.max_request)} "
+            f"| {r.reads} | {r.writes} | {r.throttled} | {failures} "
+            f"| {_x(r.total / first)} for {r.n / runs[0].n:g}x N |"
+        )
+    missing = [n for n in sizes if n not in {r.n for r in runs}]
+    if missing:
+        lines += ["", f"Not measured in this run: N = {', '.join(map(str, missing))}."]
+    return "\n".join(lines)
+
+
+# -- section 4 --------------------------------------------------------------------------
+
+
+def _client(figures: ClientFigures) -> str:
+    base_wall = figures.wall["python3 -c pass"]
+    base_rss = figures.rss_kib["python3 -c pass"]
+    lines = [
+        "## 4. Node client: start-up time and peak memory",
+        "",
+        f"`{figures.python}` (Python {figures.version}), median of {figures.runs} runs",
+        "each, alternating; maximum RSS from GNU time. Against the node client tests'",
+        "fake IMDS + API on loopback, so this is the client's own cost: `status` reads",
+        "instance metadata (IP present, exit 0); `acquire` gets a token, posts, is told",
+        "the move is done, checks instance metadata.",
+        "",
+        "| command | median ms | over baseline ms | max RSS MiB | over baseline MiB |",
+        "|---|---|---|---|---|",
+    ]
+    for name, wall in figures.wall.items():
+        rss = figures.rss_kib[name]
+        lines.append(
+            f"| `{name}` | {wall * 1000:.1f} | {(wall - base_wall) * 1000:+.1f} "
+            f"| {rss / 1024:.1f} | {(rss - base_rss) / 1024:+.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def _caveats() -> str:
+    return "\n".join(
+        [
+            "## What these figures are not",
+            "",
+            "- Azure's own NIC updates vary (about 10 s is typical, sometimes much more);",
+            "  here they take a fixed time, so the floor is exact and the difference",
+            "  between the sides is what each client adds on top of ARM.",
+            "- The local Azure answers in microseconds; real ARM and IMDS round trips",
+            "  (tens of ms) would add to both sides, more to the side with more requests.",
+            "- The local Functions host is one process on the same 2 cores as everything",
+            "  else, including the load generator; Azure Functions would scale out.",
+        ]
+    )

@@ -1,0 +1,198 @@
+"""Section 3: N two-node clusters failing over at once through one Function app.
+
+For each N, a fresh stack on ``topology="scale:N"`` (N clusters, VMs ``c0001n1`` ...,
+secondary IPs 10.8.128.10 + i, ARM's default throttling: reads 250 burst / 25 per s,
+writes 200 / 10 per s per identity; NIC updates of 1 s). Every cluster's IP is first put
+on its member n2's NIC (n2 crashed, no stop ran); then every member n1 asks the mover to
+acquire its IP, all at once (a bounded pool of threads posts, then polls). Figures:
+total time from the first POST to the last request's end, per-request durations (from
+the requests' own ``createdAt``/``finishedAt``), ARM reads, writes and 429s of the app's
+identity (the control API's counters), and failures: requests that did not succeed or IPs
+not on n1's NIC afterwards. A run is bounded: what is still unfinished at its time limit
+counts as failed.
+
+The baseline beside each N: the floor (two NIC updates, as if all N ran in parallel with
+no cost), and the time ARM's write budget alone imposes on one identity: 2N writes, the
+first 200 at once, then 10 a second.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+from emulator.stack import LocalStack, start_stack
+
+from .common import put_ip_on
+
+NIC_UPDATE = 1.0
+POOL = 16  # threads posting and polling: the host, not the client, should be the limit
+POLL_SECONDS = 1.0  # the end time comes from the request's own record, not from polling
+
+
+@dataclass
+class ScaleRun:
+    """Figures for one N."""
+
+    n: int
+    total: float
+    durations: list[float]
+    reads: int
+    writes: int
+    throttled: int
+    failures: int
+    unfinished: int
+    wrong_place: int
+    time_limit: float
+    write_rate: float
+    write_burst: int
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def floor(self) -> float:
+        return 2 * NIC_UPDATE
+
+    @property
+    def write_budget(self) -> float:
+        """Seconds ARM's write bucket alone needs for 2N writes by one identity."""
+        return max(0.0, (2 * self.n - self.write_burst) / self.write_rate)
+
+    @property
+    def median_request(self) -> float:
+        return statistics.median(self.durations) if self.durations else float("nan")
+
+    @property
+    def max_request(self) -> float:
+        return max(self.durations) if self.durations else float("nan")
+
+
+def _parse(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def run_one(work_dir: Path, n: int, time_limit: float, log: Callable[[str], None]) -> ScaleRun:
+    """Start a scale:N stack, fail every cluster over to n1 at once, measure, stop."""
+    stack = start_stack(
+        work_dir / f"scale-{n}",
+        topology=f"scale:{n}",
+        azure_args=["--nic-update-seconds", str(NIC_UPDATE), "--log-level", "ERROR"],
+    )
+    try:
+        return _measure(stack, n, time_limit, log)
+    finally:
+        stack.stop()
+
+
+def _measure(stack: LocalStack, n: int, time_limit: float, log: Callable[[str], None]) -> ScaleRun:
+    control = stack.control
+    settings = control.settings()
+    clusters = control.topology()["clusters"]
+    jobs = []  # (ip, n1, n2)
+    for cluster in clusters:
+        n1, n2 = cluster["members"]
+        ip = cluster["secondary_ips"][0]["ip"]
+        put_ip_on(control, f"{n2}-nic", ip)
+        jobs.append((ip, n1, n2))
+    with ThreadPoolExecutor(POOL) as pool:
+        members = [j[1] for j in jobs]
+        tokens = dict(zip(members, pool.map(stack.vm_token, members), strict=True))
+    app = stack.ready.app_identity.principal_id
+    control.clear_requests()  # counters from zero: only the failover counts
+    log(f"scale {n}: {n} IPs on their n2 NICs, tokens ready; failing over")
+
+    session = requests.Session()
+    session.trust_env = False
+    adapter = requests.adapters.HTTPAdapter(pool_connections=POOL, pool_maxsize=POOL)
+    session.mount("http://", adapter)
+    deadline = datetime.now(UTC) + timedelta(seconds=time_limit)
+    body_deadline = deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def post(job: tuple[str, str, str]) -> tuple[str, str]:
+        ip, n1, _ = job
+        answer = session.post(
+            f"{stack.api}/ips/{ip}/acquire",
+            headers={"Authorization": f"Bearer {tokens[n1]}"},
+            json={
+                "requestId": str(uuid.uuid4()),
+                "deadline": body_deadline,
+                "context": {"event": "FAILOVER", "group": "bench-scale"},
+            },
+            timeout=60,
+        )
+        answer.raise_for_status()
+        return n1, answer.json()["requestId"]
+
+    def status(item: tuple[str, str]) -> dict:
+        n1, request_id = item
+        answer = session.get(
+            f"{stack.api}/requests/{request_id}",
+            headers={"Authorization": f"Bearer {tokens[n1]}"},
+            timeout=60,
+        )
+        answer.raise_for_status()
+        return answer.json()
+
+    started_wall = time.time()
+    started = time.monotonic()
+    with ThreadPoolExecutor(POOL) as pool:
+        pending = list(pool.map(post, jobs))
+        log(f"scale {n}: {n} requests posted in {time.monotonic() - started:.1f} s")
+        done: list[dict] = []
+        while pending and time.monotonic() - started < time_limit:
+            time.sleep(POLL_SECONDS)
+            records = list(pool.map(status, pending))
+            still = []
+            for item, record in zip(pending, records, strict=True):
+                if record["status"] in ("succeeded", "failed", "expired"):
+                    done.append(record)
+                else:
+                    still.append(item)
+            pending = still
+    session.close()
+    ends = [_parse(r["finishedAt"]) for r in done if r.get("finishedAt")]
+    total = (max(ends) - started_wall) if ends and not pending else time.monotonic() - started
+    durations = [
+        _parse(r["finishedAt"]) - _parse(r["createdAt"])
+        for r in done
+        if r["status"] == "succeeded" and r.get("finishedAt")
+    ]
+    failed = [r for r in done if r["status"] != "succeeded"]
+    counters = control.counters().get(app)
+    wrong = 0
+    nics = {}
+    for nic in control.nics():
+        for config in nic["properties"]["ipConfigurations"]:
+            nics.setdefault(config["properties"].get("privateIPAddress"), []).append(nic["name"])
+    for ip, n1, _ in jobs:
+        if nics.get(ip) != [f"{n1}-nic"]:
+            wrong += 1
+    errors = sorted({f"{r['status']}: {(r.get('error') or {}).get('code')}" for r in failed})
+    result = ScaleRun(
+        n=n,
+        total=total,
+        durations=durations,
+        reads=counters.reads if counters else 0,
+        writes=counters.writes if counters else 0,
+        throttled=counters.throttled if counters else 0,
+        failures=len(failed) + len(pending),
+        unfinished=len(pending),
+        wrong_place=wrong,
+        time_limit=time_limit,
+        write_rate=settings.write_rate,
+        write_burst=settings.write_burst,
+        errors=errors,
+    )
+    log(
+        f"scale {n}: {total:.1f} s, {len(durations)} succeeded, {result.failures} failed "
+        f"({len(pending)} unfinished), {wrong} IPs not on n1; ARM reads {result.reads} "
+        f"writes {result.writes} 429s {result.throttled}"
+    )
+    return result
