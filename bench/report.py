@@ -101,8 +101,9 @@ def _timing(result: TimingResult, az_version: str | None) -> str:
     lines = [
         "## 1. Start and takeover time: node client vs the vendor's scripts",
         "",
-        f"NIC updates take {result.nic_update:g} s; median of {result.runs} runs per cell, "
-        "both sides alternating in the same run.",
+        f"NIC updates take {result.nic_update:g} s; medians of "
+        + ", ".join(f"{n} runs at Retry-After {ra:g}" for ra, n in result.runs.items())
+        + ", both sides alternating in the same run.",
         "",
         "- **ours**: `node_client/expresscluster/start.sh` (and `stop.sh`), i.e. `ipmover "
         "acquire`/`release` → the mover app, until the VM's instance metadata shows the IP;",
@@ -272,14 +273,17 @@ def _scale(runs: list[ScaleRun], sizes: tuple[int, ...]) -> str:
         "ARM's write budget alone imposes on one identity for 2N writes.",
         "",
         "| N | total s | per IP s | total / floor | write budget s | request median s "
-        "| request max s | ARM reads | ARM writes | 429s | failures | total vs smallest N |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| request max s | ARM reads | ARM writes | 429s | failures | total vs smallest N "
+        "| posting took s | host state MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     first = runs[0].total if runs else math.nan
     for r in runs:
         failures = str(r.failures)
+        not_posted = r.n - r.posted
         if r.unfinished:
-            failures += f" ({r.unfinished} unfinished at the {r.time_limit:.0f} s limit)"
+            failures += f" ({r.unfinished} unfinished at the {r.time_limit:.0f} s limit"
+            failures += f", {not_posted} of them not even posted)" if not_posted else ")"
         if r.wrong_place:
             failures += f"; {r.wrong_place} IPs not on n1"
         if r.errors:
@@ -288,7 +292,8 @@ def _scale(runs: list[ScaleRun], sizes: tuple[int, ...]) -> str:
             f"| {r.n} | {r.total:.1f} | {r.total / r.n:.3f} | {_x(r.total / r.floor)} "
             f"| {r.write_budget:.0f} | {_s(r.median_request)} | {_s(r.max_request)} "
             f"| {r.reads} | {r.writes} | {r.throttled} | {failures} "
-            f"| {_x(r.total / first)} for {r.n / runs[0].n:g}x N |"
+            f"| {_x(r.total / first)} for {r.n / runs[0].n:g}x N "
+            f"| {r.post_seconds:.1f} | {r.store_mb:.0f} |"
         )
     missing = [n for n in sizes if n not in {r.n for r in runs}]
     if missing:

@@ -84,7 +84,7 @@ class CaseResult:
 class TimingResult:
     """Section 1's figures: ``cases[retry_after][case][side]``."""
 
-    runs: int
+    runs: dict[float, int]  # runs per Retry-After
     nic_update: float
     cases: dict[float, dict[str, dict[str, CaseResult]]]
 
@@ -147,18 +147,17 @@ _move = ("start.sh", "MOVE")
 def run(
     stack: LocalStack,
     sides: Sides,
-    runs: int,
-    retry_afters: tuple[float, ...],
+    runs: dict[float, int],
     log: Callable[[str], None],
 ) -> TimingResult:
-    """Every case, both sides, ``runs`` times, for each Retry-After; same stack throughout."""
+    """Every case, both sides, ``runs[retry_after]`` times per Retry-After; one stack."""
     nic_update = stack.control.settings().nic_update_seconds
     cases: dict[float, dict[str, dict[str, CaseResult]]] = {}
-    for retry_after in retry_afters:
+    for retry_after, count in runs.items():
         stack.control.update_settings(retry_after=retry_after)
         table = {case: {side: CaseResult() for side in SIDES} for case in CASES}
         cases[retry_after] = table
-        for i in range(runs):
+        for i in range(count):
             # Alternate which side goes first, so a drift of the machine hits both alike.
             order = SIDES if i % 2 == 0 else SIDES[::-1]
             for case in CASES:
@@ -166,7 +165,7 @@ def run(
                     sample = run_case(sides, case, side)
                     table[case][side].samples.append(sample)
                     log(
-                        f"Retry-After {retry_after:g}, run {i + 1}/{runs}, {case:10} {side:6} "
+                        f"Retry-After {retry_after:g}, run {i + 1}/{count}, {case:10} {side:6} "
                         f"{sample.seconds:6.2f} s exit {sample.codes} IP on {sample.holder} "
                         f"reads {sample.arm.reads} writes {sample.arm.writes}"
                     )
