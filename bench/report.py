@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,9 @@ class Report:
 
     def markdown(self) -> str:
         parts = [self._header()]
+        summary = self._summary()
+        if summary:
+            parts.append(summary)
         if self.timing:
             parts.append(_timing(self.timing, self.az_version))
         if self.races:
@@ -84,6 +88,63 @@ class Report:
         ]
         lines += [f"\n{note}" for note in self.notes]
         return "\n".join(lines)
+
+    def _summary(self) -> str:
+        """The key figures in a few lines (each from the sections below)."""
+        lines = []
+        if self.timing and 10.0 in self.timing.cases:
+            table = self.timing.cases[10.0]
+            take, switch, start = table["takeover"], table["switchover"], table["start"]
+            o, v = take["ours"].median_seconds(), take["vendor"].median_seconds()
+            vendor_take = (
+                f"{_s(v)} s"
+                if take["vendor"].ok_samples
+                else f"failed in {len(take['vendor'].samples) - len(take['vendor'].ok_samples)}"
+                f" of {len(take['vendor'].samples)} runs (the IP stays on the dead node)"
+            )
+            lines.append(
+                f"- **Takeover** from a crashed holder (ARM `Retry-After: 10`, NIC updates "
+                f"{self.timing.nic_update:g} s): ours {_s(o)} s (floor "
+                f"{_s(take['ours'].median_floor())} s); the vendor's scripts: {vendor_take}."
+            )
+            so, sv = switch["ours"].median_seconds(), switch["vendor"].median_seconds()
+            lines.append(
+                f"- **Planned switchover** (stop.sh, then start.sh): ours {_s(so)} s, vendor "
+                f"{_s(sv)} s ({_x(sv / so)} ours). **Start**: ours "
+                f"{_s(start['ours'].median_seconds())} s, vendor "
+                f"{_s(start['vendor'].median_seconds())} s."
+            )
+        if self.races:
+            parts = []
+            for side in ("ours", "vendor"):
+                total: Counter[str] = Counter()
+                for scenario in SCENARIOS:
+                    total.update(self.races.counts(scenario.name, side))
+                parts.append(
+                    f"{side}: " + ", ".join(f"{total[o]} {o}" for o in OUTCOMES if total.get(o))
+                )
+            lines.append(
+                f"- **Races** ({len(SCENARIOS)} scenarios, {self.races.runs} runs each): "
+                + "; ".join(parts)
+                + "."
+            )
+        if self.scale:
+            lines.append(
+                "- **Scale**: "
+                + "; ".join(f"N={r.n}: {r.total:.0f} s, {r.failures} failed" for r in self.scale)
+                + "."
+            )
+        if self.client:
+            wall, rss = self.client.wall, self.client.rss_kib
+            lines.append(
+                f"- **Node client**: `status` {wall['ipmover status'] * 1000:.0f} ms / "
+                f"{rss['ipmover status'] / 1024:.1f} MiB, `acquire` "
+                f"{wall['ipmover acquire'] * 1000:.0f} ms / "
+                f"{rss['ipmover acquire'] / 1024:.1f} MiB; `python3 -c pass` "
+                f"{wall['python3 -c pass'] * 1000:.0f} ms / "
+                f"{rss['python3 -c pass'] / 1024:.1f} MiB."
+            )
+        return "## Key figures\n\n" + "\n".join(lines) if lines else ""
 
 
 # -- section 1 --------------------------------------------------------------------------
@@ -274,8 +335,8 @@ def _scale(runs: list[ScaleRun], sizes: tuple[int, ...]) -> str:
         "",
         "| N | total s | per IP s | total / floor | write budget s | request median s "
         "| request max s | ARM reads | ARM writes | 429s | failures | total vs smallest N "
-        "| posting took s | host state MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| posting took s | host CPU s | local Azure CPU s | host state MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     first = runs[0].total if runs else math.nan
     for r in runs:
@@ -293,7 +354,7 @@ def _scale(runs: list[ScaleRun], sizes: tuple[int, ...]) -> str:
             f"| {r.write_budget:.0f} | {_s(r.median_request)} | {_s(r.max_request)} "
             f"| {r.reads} | {r.writes} | {r.throttled} | {failures} "
             f"| {_x(r.total / first)} for {r.n / runs[0].n:g}x N "
-            f"| {r.post_seconds:.1f} | {r.store_mb:.0f} |"
+            f"| {r.post_seconds:.1f} | {r.host_cpu:.0f} | {r.azure_cpu:.0f} | {r.store_mb:.0f} |"
         )
     missing = [n for n in sizes if n not in {r.n for r in runs}]
     if missing:

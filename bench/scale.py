@@ -18,6 +18,7 @@ first 200 at once, then 10 a second.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 import uuid
@@ -57,6 +58,8 @@ class ScaleRun:
     posted: int = 0
     post_seconds: float = 0.0
     store_mb: float = 0.0  # the host's durable state on disk afterwards
+    host_cpu: float = 0.0  # CPU seconds the local Functions host used during the failover
+    azure_cpu: float = 0.0  # CPU seconds the local Azure used
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -75,6 +78,12 @@ class ScaleRun:
     @property
     def max_request(self) -> float:
         return max(self.durations) if self.durations else float("nan")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _size_mb(directory: Path) -> float:
@@ -147,6 +156,8 @@ def _measure(stack: LocalStack, n: int, time_limit: float, log: Callable[[str], 
         answer.raise_for_status()
         return answer.json()
 
+    host_pid, azure_pid = stack.host.process.pid, stack.azure.process.pid
+    cpu_before = _cpu_seconds(host_pid), _cpu_seconds(azure_pid)
     started_wall = time.time()
     started = time.monotonic()
     stop_at = started + time_limit
@@ -175,6 +186,8 @@ def _measure(stack: LocalStack, n: int, time_limit: float, log: Callable[[str], 
                     still.append(item)
             pending = still
     session.close()
+    host_cpu = _cpu_seconds(host_pid) - cpu_before[0]
+    azure_cpu = _cpu_seconds(azure_pid) - cpu_before[1]
     ends = [_parse(r["finishedAt"]) for r in done if r.get("finishedAt")]
     total = (max(ends) - started_wall) if ends and not pending else time.monotonic() - started
     durations = [
@@ -205,6 +218,8 @@ def _measure(stack: LocalStack, n: int, time_limit: float, log: Callable[[str], 
         posted=posted,
         post_seconds=post_seconds,
         store_mb=_size_mb(stack.state_dir / "host"),
+        host_cpu=host_cpu,
+        azure_cpu=azure_cpu,
         wrong_place=wrong,
         time_limit=time_limit,
         write_rate=settings.write_rate,
@@ -214,6 +229,7 @@ def _measure(stack: LocalStack, n: int, time_limit: float, log: Callable[[str], 
     log(
         f"scale {n}: {total:.1f} s, {len(durations)} succeeded, {result.failures} failed "
         f"({result.unfinished} unfinished), {wrong} IPs not on n1; ARM reads {result.reads} "
-        f"writes {result.writes} 429s {result.throttled}"
+        f"writes {result.writes} 429s {result.throttled}; CPU s host {host_cpu:.0f} "
+        f"local Azure {azure_cpu:.0f}"
     )
     return result
