@@ -341,10 +341,16 @@ def _scale(runs: list[ScaleRun], sizes: tuple[int, ...]) -> str:
     first = runs[0].total if runs else math.nan
     for r in runs:
         failures = str(r.failures)
-        not_posted = r.n - r.posted
+        not_posted = r.n - r.posted - r.refused
+        details = []
         if r.unfinished:
-            failures += f" ({r.unfinished} unfinished at the {r.time_limit:.0f} s limit"
-            failures += f", {not_posted} of them not even posted)" if not_posted else ")"
+            details.append(f"{r.unfinished} unfinished at the {r.time_limit:.0f} s limit")
+        if not_posted:
+            details.append(f"{not_posted} of them never posted")
+        if r.refused:
+            details.append(f"{r.refused} POSTs refused")
+        if details:
+            failures += f" ({', '.join(details)})"
         if r.wrong_place:
             failures += f"; {r.wrong_place} IPs not on n1"
         if r.errors:

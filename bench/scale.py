@@ -55,7 +55,8 @@ class ScaleRun:
     time_limit: float
     write_rate: float
     write_burst: int
-    posted: int = 0
+    posted: int = 0  # requests the host took in (202/200)
+    refused: int = 0  # POSTs that got an error or no answer
     post_seconds: float = 0.0
     store_mb: float = 0.0  # the host's durable state on disk afterwards
     host_cpu: float = 0.0  # CPU seconds the local Functions host used during the failover
@@ -235,7 +236,8 @@ def _measure(stack: LocalStack, n: int, time_limit: float, log: Callable[[str], 
         writes=counters.writes if counters else 0,
         throttled=counters.throttled if counters else 0,
         failures=len(failed) + len(pending) + (n - posted),
-        unfinished=len(pending) + (n - posted),
+        unfinished=len(pending) + (n - posted - len(refused)),
+        refused=len(refused),
         posted=posted,
         post_seconds=post_seconds,
         store_mb=_size_mb(stack.state_dir / "host"),
