@@ -194,18 +194,26 @@ def run_concurrently(starters: Sequence[tuple[str, str, Any]], timeout: float) -
 
     ``start`` returns a Popen. Bounded by ``timeout`` (a stuck script is killed)."""
     started = []
-    for node, script, start in starters:
-        started.append((node, script, time.monotonic(), start()))
-    runs = []
-    for node, script, t0, process in started:
-        try:
-            output, _ = process.communicate(timeout=max(1.0, t0 + timeout - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-            output += f"\n[bench] killed after {timeout} s"
-        # A script's own end: communicate() returns when it exits, so measure right away.
-        runs.append(ScriptRun(node, script, process.returncode, time.monotonic() - t0, output))
+    try:
+        for node, script, start in starters:
+            started.append((node, script, time.monotonic(), start()))
+        runs = []
+        for node, script, t0, process in started:
+            try:
+                output, _ = process.communicate(timeout=max(1.0, t0 + timeout - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                output, _ = process.communicate()
+                output += f"\n[bench] killed after {timeout} s"
+            # communicate() returns when the script exits, so its time is taken right away.
+            runs.append(ScriptRun(node, script, process.returncode, time.monotonic() - t0, output))
+    except BaseException:
+        # Interrupted (Ctrl-C): leave no script behind. The shell is killed; the client or
+        # az it runs ends by its own timeout or when its server goes away.
+        for _, _, _, process in started:
+            if process.poll() is None:
+                process.kill()
+        raise
     return runs
 
 
