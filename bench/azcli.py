@@ -134,4 +134,5 @@ class AzNode:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # its own process group (see common.run_concurrently)
         )

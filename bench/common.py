@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import time
@@ -186,6 +187,7 @@ def start_node_script(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group: see run_concurrently
     )
 
 
@@ -202,17 +204,17 @@ def run_concurrently(starters: Sequence[tuple[str, str, Any]], timeout: float) -
             try:
                 output, _ = process.communicate(timeout=max(1.0, t0 + timeout - time.monotonic()))
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 output, _ = process.communicate()
                 output += f"\n[bench] killed after {timeout} s"
             # communicate() returns when the script exits, so its time is taken right away.
             runs.append(ScriptRun(node, script, process.returncode, time.monotonic() - t0, output))
     except BaseException:
-        # Interrupted (Ctrl-C): leave no script behind. The shell is killed; the client or
-        # az it runs ends by its own timeout or when its server goes away.
+        # Interrupted (Ctrl-C): leave no script behind. Each runs in its own session, so
+        # its process group is the script and what it started (the client, az).
         for _, _, _, process in started:
             if process.poll() is None:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
         raise
     return runs
 
