@@ -16,8 +16,13 @@ Sections (docstrings of each module say what and why):
 The full run takes under 20 minutes on the project's 2-core machine, ``--quick`` a few.
 Everything is bounded (timeouts on every script, a time limit per scale size) and stops
 what it started. The report is rewritten after each section, so an interrupted run
-leaves what it measured (marked incomplete). ``bench.takeover`` is the older, narrower
-benchmark (the mover vs the SDK's own poller); it still runs on its own.
+leaves what it measured (marked incomplete); the figures are also kept in
+bench/.last-run.pickle (ignored by git), and ``--render`` rewrites the report from them
+without measuring again. Needs GNU time (``/usr/bin/time``, Debian package ``time``) for
+section 4, and PyPI once for azure-cli (section 1 and 2's baseline).
+
+``bench.takeover`` is the older, narrower benchmark (the mover vs the SDK's own poller);
+it still runs on its own.
 """
 
 from __future__ import annotations
