@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-# Debian packages the tests use: the OCF agent under ocf-tester, its metadata
-# against the DTD, and shellcheck for the cluster scripts.
-DEB_PACKAGES := resource-agents libxml2-utils shellcheck
+# Debian packages the tests and benchmarks use: the OCF agent under ocf-tester, its metadata
+# against the DTD, shellcheck for the cluster scripts, GNU time for peak memory.
+DEB_PACKAGES := resource-agents libxml2-utils shellcheck time
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test bench lint format venv system-deps clean
@@ -44,7 +44,7 @@ demo: $(STAMP)
 	$(PY) -m demo
 
 # Benchmarks against the vendor scripts; writes docs/benchmarks.md (BENCH_ARGS=--quick).
-bench: $(STAMP)
+bench: system-deps $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
