@@ -22,7 +22,7 @@ from typing import Any
 
 from emulator.azure.control import AzureControl
 from emulator.launch import REPO_ROOT
-from emulator.stack import AUDIENCE, LocalStack, start_stack
+from emulator.stack import LocalStack, start_stack
 
 # The vendor article's cluster, which is the seed topology.
 IP = "10.5.0.110"
@@ -157,33 +157,13 @@ class ScriptRun:
     output: str
 
 
-def node_env(stack: LocalStack, vm: str, config: Path, event: str) -> dict[str, str]:
-    """Environment of node_client/expresscluster/*.sh on ``vm``, as the demo sets it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IPMOVER", "CLP_"))}
-    env.update(
-        IPMOVER=str(NODE_CLIENT),
-        IPMOVER_CONFIG=str(config),
-        IPMOVER_URL=str(stack.host.info["url"]),
-        IPMOVER_AUDIENCE=AUDIENCE,
-        IPMOVER_IP=IP,
-        IPMOVER_IMDS_URL=stack.ready.imds[vm],
-        IPMOVER_TIMEOUT="120",
-        IPMOVER_LOG_TAG="ipmover-bench",
-        CLP_EVENT=event,
-        CLP_SERVER=vm,
-        CLP_GROUPNAME="failover",
-        CLP_RESOURCENAME="exec-secondary-ip",
-    )
-    return env
-
-
 def start_node_script(
     stack: LocalStack, vm: str, script: str, config: Path, event: str
 ) -> subprocess.Popen[str]:
     """Start node_client/expresscluster/<script> on ``vm`` (no wait)."""
     return subprocess.Popen(
         ["sh", str(NODE_SCRIPTS / script)],
-        env=node_env(stack, vm, config, event),
+        env=stack.node_env(vm, config, event, log_tag="ipmover-bench"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -15,7 +15,6 @@ everything it started.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 import requests
 
 from emulator.launch import REPO_ROOT
-from emulator.stack import AUDIENCE, LocalStack, start_stack
+from emulator.stack import LocalStack, start_stack
 
 IP = "10.5.0.110"
 NICS = {"server01535": "server01", "server02800": "server02"}
@@ -87,21 +86,7 @@ def _run_nodes(stack: LocalStack, config: Path, events: dict[str, str]) -> dict[
     """Run start.sh on each server at once, streaming their lines; return the exit codes."""
     processes = {}
     for vm, event in events.items():
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("IPMOVER", "CLP_"))}
-        env.update(
-            IPMOVER=str(CLIENT),
-            IPMOVER_CONFIG=str(config),
-            IPMOVER_URL=str(stack.host.info["url"]),
-            IPMOVER_AUDIENCE=AUDIENCE,
-            IPMOVER_IP=IP,
-            IPMOVER_IMDS_URL=stack.ready.imds[vm],
-            IPMOVER_TIMEOUT="120",
-            IPMOVER_LOG_TAG="ipmover-demo",
-            CLP_EVENT=event,
-            CLP_SERVER=vm,
-            CLP_GROUPNAME="failover",
-            CLP_RESOURCENAME="exec-secondary-ip",
-        )
+        env = stack.node_env(vm, config, event, log_tag="ipmover-demo")
         processes[vm] = subprocess.Popen(
             ["sh", str(SCRIPTS / "start.sh")],
             env=env,

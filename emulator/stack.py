@@ -9,6 +9,7 @@ app identity of the local Azure. Tests, the demo and the benchmarks use it.
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -18,10 +19,11 @@ from typing import Any
 from emulator.azure.control import AzureControl, ReadyInfo
 from emulator.launch import REPO_ROOT, ServiceProcess, start_service
 
-__all__ = ["AUDIENCE", "LocalStack", "mover_config_for", "start_stack"]
+__all__ = ["AUDIENCE", "NODE_CLIENT", "LocalStack", "mover_config_for", "start_stack"]
 
 # The app registration's identifier URI that nodes request tokens for.
 AUDIENCE = "api://ip-mover-local"
+NODE_CLIENT = REPO_ROOT / "node_client" / "ipmover.py"
 
 
 @dataclass
@@ -55,6 +57,35 @@ class LocalStack:
         request = urllib.request.Request(url, headers={"Metadata": "true"})
         with urllib.request.urlopen(request, timeout=10) as response:
             return str(json.load(response)["access_token"])
+
+    def node_env(
+        self, vm: str, config: Path, event: str | None = None, **settings: str
+    ) -> dict[str, str]:
+        """Environment of the node client (or a cluster script running it) on ``vm``.
+
+        The client reaches this stack's host and ``vm``'s IMDS; ``settings``
+        override ``IPMOVER_<NAME>`` values; ``event`` sets EXPRESSCLUSTER's
+        ``CLP_*`` variables as a group start or failover would.
+        """
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("IPMOVER", "CLP_"))}
+        env.update(
+            IPMOVER=str(NODE_CLIENT),
+            IPMOVER_CONFIG=str(config),
+            IPMOVER_URL=str(self.host.info["url"]),
+            IPMOVER_AUDIENCE=AUDIENCE,
+            IPMOVER_IP="10.5.0.110",
+            IPMOVER_IMDS_URL=self.ready.imds[vm],
+            IPMOVER_TIMEOUT="120",
+        )
+        env.update({f"IPMOVER_{k.upper()}": v for k, v in settings.items()})
+        if event is not None:
+            env.update(
+                CLP_EVENT=event,
+                CLP_SERVER=vm,
+                CLP_GROUPNAME="failover",
+                CLP_RESOURCENAME="exec-secondary-ip",
+            )
+        return env
 
     def restart_host(self, kill: bool = True) -> None:
         """Kill (or stop) the host and start it again on the same durable state."""

@@ -70,19 +70,8 @@ def mover(stack: LocalStack) -> Mover:
 
 
 def node_env(stack: LocalStack, vm: str, **settings: str) -> dict[str, str]:
-    """The environment of a cluster script on ``vm``: the client configured for this stack."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IPMOVER", "CLP_"))}
-    env.update(
-        IPMOVER=str(CLIENT),
-        IPMOVER_CONFIG=str(stack.state_dir / "ipmover.conf"),
-        IPMOVER_URL=str(stack.host.info["url"]),
-        IPMOVER_AUDIENCE=AUDIENCE,
-        IPMOVER_IP=IP,
-        IPMOVER_IMDS_URL=stack.ready.imds[vm],
-        IPMOVER_TIMEOUT="60",
-    )
-    env.update({f"IPMOVER_{k.upper()}": v for k, v in settings.items()})
-    return env
+    """The client on ``vm`` configured for this stack (every setting from IPMOVER_*)."""
+    return stack.node_env(vm, stack.state_dir / "ipmover.conf", **{"timeout": "60", **settings})
 
 
 def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
