@@ -3,6 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Microsoft's Python worker library (azure-functions-runtime) needs Python 3.13: the local
+# host runs the app in a second environment, as Azure runs it in the worker's.
+PYTHON_WORKER ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13; do \
+	"$$p" --version >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+WORKER_VENV := .venv-worker
+WPY := $(WORKER_VENV)/bin/python
+WORKER_STAMP := $(WORKER_VENV)/.installed
+PURELIB := import sysconfig; print(sysconfig.get_paths()["purelib"])
 
 # Debian packages the tests and benchmarks use: the OCF agent under ocf-tester, its metadata
 # against the DTD, shellcheck for the cluster scripts, GNU time for peak memory.
@@ -13,11 +21,22 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt $(WORKER_STAMP)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) emulator/host/worker/install_protos.py $(WPY) "$$($(PY) -c '$(PURELIB)')"
 	touch $(STAMP)
+
+# The worker's environment: the app's requirements (with the worker library) on Python 3.13,
+# and the FunctionRpc modules for our proxy worker (emulator/host/worker/).
+$(WORKER_STAMP): requirements.txt requirements-worker.txt emulator/host/worker/install_protos.py
+	@test -n "$(PYTHON_WORKER)" || { echo "Python 3.13 not found: install it or set PYTHON_WORKER"; exit 1; }
+	test -x $(WPY) || $(PYTHON_WORKER) -m venv $(WORKER_VENV)
+	$(WPY) -m pip install --quiet --upgrade pip
+	$(WPY) -m pip install --quiet -r requirements-worker.txt
+	$(WPY) emulator/host/worker/install_protos.py $(WPY) "$$($(WPY) -c '$(PURELIB)')"
+	touch $(WORKER_STAMP)
 
 system-deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -48,4 +67,4 @@ bench: system-deps $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .state .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(WORKER_VENV) .state .pytest_cache .ruff_cache

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import azure.durable_functions as df
+
+from .binding_types import JsonObject
 
 __all__ = ["WAKE_WAITER", "bp"]
 
@@ -18,7 +19,7 @@ bp = df.Blueprint()
 
 @bp.activity_trigger(input_name="wake", activity=WAKE_WAITER)
 @bp.durable_client_input(client_name="client")
-async def wake_waiter(wake: dict[str, Any], client: df.DurableOrchestrationClient) -> bool:
+async def wake_waiter(wake: JsonObject, client: df.DurableOrchestrationClient) -> bool:
     """Raise the waiter's wake event; False when it is gone (it then needs no waking).
 
     Best effort: a waiter that misses it re-checks the lock on its own timer.

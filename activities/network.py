@@ -22,6 +22,7 @@ from mover.errors import TransientError, classify_arm_failure
 from mover.planning import Change, plan_nic_edit
 
 from .arm import map_sdk_error, network_client, nic_view
+from .binding_types import JsonObject
 
 __all__ = ["LIST_NICS", "UPDATE_NIC", "WAIT_FOR_NIC_UPDATE", "bp"]
 
@@ -41,7 +42,7 @@ _NIC_ID = re.compile(
 
 
 @bp.activity_trigger(input_name="request", activity=LIST_NICS)
-def list_nics(request: dict[str, Any]) -> dict[str, Any]:
+def list_nics(request: JsonObject) -> dict[str, Any]:
     """All NICs of the cluster's resource group, as NicView dicts."""
 
     def call() -> list[dict[str, Any]]:
@@ -53,7 +54,7 @@ def list_nics(request: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="request", activity=UPDATE_NIC)
-def update_nic_ip_configs(request: dict[str, Any]) -> dict[str, Any]:
+def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
     """Read the NIC, change only its ip-configurations, PUT it back with If-Match.
 
     The change is re-decided on the NIC as read, so a repeated call is a no-op
@@ -101,7 +102,7 @@ def update_nic_ip_configs(request: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="request", activity=WAIT_FOR_NIC_UPDATE)
-def wait_for_nic_update(request: dict[str, Any]) -> dict[str, Any]:
+def wait_for_nic_update(request: JsonObject) -> dict[str, Any]:
     """Poll the NIC update every ``lro_poll_seconds`` until it ends or the budget is spent.
 
     Deliberately ignores ARM's Retry-After (10 s on NIC updates): a failover

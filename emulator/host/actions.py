@@ -61,19 +61,19 @@ def flatten_actions(actions: list[Any]) -> list[dict[str, Any]]:
     return flat
 
 
-def parse_answer(returned: str | None, raised: BaseException | None) -> OrchestratorAnswer:
-    """Interpret the orchestrator's return value or the exception it raised.
+def parse_answer(returned: str | None, raised: str | None) -> OrchestratorAnswer:
+    """Interpret the orchestrator's return value or the worker's message of what it raised.
 
     Raises ValueError when neither carries the protocol's JSON (the worker
     itself broke, not the orchestration).
     """
     if raised is not None:
-        message = str(raised)
+        message = raised
         head, sep, data = message.partition("\n\n" + _OUT_OF_PROC_LABEL)
         if not sep:
             # An exception outside the SDK's executor (e.g. bad input JSON):
             # the orchestration fails with that message, as in the host.
-            return OrchestratorAnswer(is_done=False, error=message or type(raised).__name__)
+            return OrchestratorAnswer(is_done=False, error=message or "Exception")
         state = json.loads(data)
         return OrchestratorAnswer(
             is_done=False,

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
-import traceback
-from collections.abc import Callable
 from typing import Any
 
-from azure.functions import meta
-
-from .app_loader import FunctionCatalog
+from .catalog import FunctionCatalog
 from .history import EventType, event, utc_now
+from .invoker import Invoker
 from .store import ActivityWorkItem, DurableStore, EpisodeCommit
 
 __all__ = ["ActivityRunner"]
@@ -22,24 +18,12 @@ log = logging.getLogger("emulator.host.activity")
 
 
 class ActivityRunner:
-    """Invokes activity functions the way the worker does (converters in, converters out).
+    """Invokes activity functions in the worker and records TaskCompleted or TaskFailed."""
 
-    Like the Python worker, coroutine functions run on the one event loop
-    (``loop``), plain functions on worker threads; an activity may also have a
-    durable client binding (``client_binding`` gives its JSON).
-    """
-
-    def __init__(
-        self,
-        store: DurableStore,
-        catalog: FunctionCatalog,
-        loop: asyncio.AbstractEventLoop,
-        client_binding: Callable[[], dict[str, Any]],
-    ) -> None:
+    def __init__(self, store: DurableStore, catalog: FunctionCatalog, invoker: Invoker) -> None:
         self._store = store
         self._catalog = catalog
-        self._loop = loop
-        self._client_binding = client_binding
+        self._invoker = invoker
 
     def run(self, item: ActivityWorkItem) -> None:
         """Run the activity and commit TaskCompleted or TaskFailed, removing the work item."""
@@ -73,33 +57,18 @@ class ActivityRunner:
                 "or is not an activity function.",
                 "",
             )
-        converter = meta.get_binding_registry().get("activityTrigger")
-        try:
-            argument = converter.decode(
-                meta.Datum(type="json", value=item.input if item.input is not None else "null"),
-                trigger_metadata={},
-            )
-            kwargs: dict[str, Any] = {function.trigger_name: argument}
-            for binding in function.bindings:
-                if binding["type"] == "durableClient":
-                    kwargs[binding["name"]] = json.dumps(self._client_binding())
-            if function.is_async:
-                future = asyncio.run_coroutine_threadsafe(function.handler(**kwargs), self._loop)
-                value = future.result()
-            else:
-                value = function.handler(**kwargs)
-            encoded = converter.encode(value, expected_type=None)
-        except Exception as exc:
+        outcome = self._invoker.activity(function, item.instance_id, item.input)
+        if not outcome.ok:
             # The worker reports "Type: message"; the extension makes it the
             # TaskFailed reason (after a space) and serializes the .NET
             # exception that wraps it into Details.
-            message = f" {type(exc).__name__}: {exc}"
+            message = f" {outcome.error}"
             details = json.dumps(
                 {
                     "$type": "System.Exception, System.Private.CoreLib",
                     "ClassName": "System.Exception",
                     "Message": message,
-                    "StackTraceString": "".join(traceback.format_exception(exc)),
+                    "StackTraceString": outcome.stack_trace,
                 }
             )
             return _failed(item, f"Activity function '{item.name}' failed: {message}", details)
@@ -107,7 +76,7 @@ class ActivityRunner:
             EventType.TASK_COMPLETED,
             utc_now(),
             TaskScheduledId=item.task_id,
-            Result=encoded.value,
+            Result=outcome.text(),
         )
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .server import HostConfig, LocalHost
+from .worker.pool import PROXY_WORKER, AppLoadError, process_count_setting
 
 __all__ = ["main"]
 
@@ -25,7 +26,6 @@ def _parse(argv: list[str]) -> argparse.Namespace:
             "state in --state, and prints one JSON line when ready."
         ),
     )
-    parser.add_argument("--app", default="function_app:app", help="module:attribute of the app")
     parser.add_argument(
         "--app-dir", type=Path, default=Path.cwd(), help="folder with the app and host.json"
     )
@@ -38,6 +38,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         help="local.settings.json whose Values become environment variables, as func does",
     )
     parser.add_argument("--activity-workers", type=int, default=16)
+    parser.add_argument(
+        "--worker-python",
+        help="interpreter of the worker's environment (default: .venv-worker/bin/python, "
+        "or EMULATOR_WORKER_PYTHON)",
+    )
     parser.add_argument("--log-level", default="WARNING")
     return parser.parse_args(argv)
 
@@ -54,21 +59,37 @@ def main(argv: list[str]) -> int:
         values = json.loads(args.settings.read_text()).get("Values", {})
         for key, value in values.items():
             os.environ.setdefault(key, str(value))
+    try:
+        processes = process_count_setting(os.environ.get("FUNCTIONS_WORKER_PROCESS_COUNT"))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    command = None
+    if args.worker_python:
+        command = [args.worker_python, str(PROXY_WORKER)]
     config = HostConfig(
-        app_ref=args.app,
         app_dir=args.app_dir.resolve(),
         state_dir=args.state.resolve(),
         host=args.host,
         port=args.port,
         activity_workers=args.activity_workers,
+        worker_processes=processes,
+        worker_command=command,
     )
-    asyncio.run(_serve(config))
-    return 0
+    return asyncio.run(_serve(config))
 
 
-async def _serve(config: HostConfig) -> None:
+async def _serve(config: HostConfig) -> int:
     host = LocalHost(config)
-    await host.start()
+    try:
+        await host.start()
+    except AppLoadError as exc:
+        # As `func start`: the worker's own message, and no function is served.
+        print(
+            f"error: the worker could not load the app in {config.app_dir}: {exc}", file=sys.stderr
+        )
+        await host.stop()
+        return 1
     print(json.dumps(host.ready_info()), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -76,3 +97,4 @@ async def _serve(config: HostConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await host.stop()
+    return 0

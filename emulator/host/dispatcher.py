@@ -9,17 +9,15 @@ independent orchestrations progress in parallel.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from .activity_runner import ActivityRunner
-from .app_loader import FunctionCatalog
+from .catalog import FunctionCatalog
 from .entity_runner import EntityRunner
+from .invoker import Invoker
 from .orchestration_runner import OrchestrationRunner
 from .store import ActivityWorkItem, DurableStore
 
@@ -39,15 +37,14 @@ class Dispatcher:
         self,
         store: DurableStore,
         catalog: FunctionCatalog,
-        loop: asyncio.AbstractEventLoop,
-        client_binding: Callable[[], dict[str, Any]],
+        invoker: Invoker,
         activity_workers: int = 16,
         orchestration_workers: int = 4,
     ) -> None:
         self._store = store
-        self._orchestrations = OrchestrationRunner(store, catalog)
-        self._entities = EntityRunner(store, catalog)
-        self._activities = ActivityRunner(store, catalog, loop, client_binding)
+        self._orchestrations = OrchestrationRunner(store, catalog, invoker)
+        self._entities = EntityRunner(store, catalog, invoker)
+        self._activities = ActivityRunner(store, catalog, invoker)
         self._episode_pool = ThreadPoolExecutor(orchestration_workers, "episode")
         self._activity_pool = ThreadPoolExecutor(activity_workers, "activity")
         self._wake = threading.Condition()

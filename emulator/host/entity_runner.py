@@ -14,10 +14,9 @@ import logging
 import time
 from typing import Any
 
-from azure.functions import meta
-
-from .app_loader import FunctionCatalog
+from .catalog import FunctionCatalog
 from .history import EventType, event, utc_now
+from .invoker import Invoker
 from .store import DurableStore, EpisodeCommit
 
 __all__ = ["MAX_BATCH", "EntityRunner", "split_entity_id"]
@@ -36,9 +35,10 @@ def split_entity_id(entity_id: str) -> tuple[str, str]:
 class EntityRunner:
     """Processes the queued operations of one entity at a time."""
 
-    def __init__(self, store: DurableStore, catalog: FunctionCatalog) -> None:
+    def __init__(self, store: DurableStore, catalog: FunctionCatalog, invoker: Invoker) -> None:
         self._store = store
         self._catalog = catalog
+        self._invoker = invoker
 
     def run_batch(self, entity_id: str) -> None:
         """Run the entity's visible operations (up to MAX_BATCH) and commit the outcome."""
@@ -72,7 +72,10 @@ class EntityRunner:
                 "batch": batch,
             }
             try:
-                answer = self._invoke(function.handler, function.trigger_name, context)
+                outcome = self._invoker.entity(function, json.dumps(context))
+                if not outcome.ok:
+                    raise RuntimeError(outcome.error)
+                answer = json.loads(outcome.text() or "null")
                 results = answer["results"]
                 if answer.get("entityExists"):
                     commit.entity_state = (entity_id, answer.get("entityState"))
@@ -103,12 +106,3 @@ class EntityRunner:
                 )
             )
         self._store.commit(commit)
-
-    @staticmethod
-    def _invoke(handler: Any, trigger_name: str, context: dict[str, Any]) -> dict[str, Any]:
-        converter = meta.get_binding_registry().get("entityTrigger")
-        trigger = converter.decode(
-            meta.Datum(type="string", value=json.dumps(context)), trigger_metadata={}
-        )
-        returned = handler(**{trigger_name: trigger})
-        return json.loads(returned) if isinstance(returned, str) else returned

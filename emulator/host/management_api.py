@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .app_loader import FunctionCatalog
+from .catalog import FunctionCatalog
 from .dispatcher import Dispatcher
 from .entity_runner import split_entity_id
 from .history import EventType, event, utc_now

@@ -22,11 +22,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure.functions import meta
-
 from .actions import ActionType, OrchestratorAnswer, parse_answer
-from .app_loader import FunctionCatalog
+from .catalog import FunctionCatalog
 from .history import EventType, event, format_time, parse_time, utc_now
+from .invoker import Invoker
 from .store import DurableStore, EpisodeCommit, InstanceRecord, Message
 
 __all__ = ["FINISHED_STATES", "OrchestrationRunner", "ReplayState"]
@@ -91,9 +90,10 @@ class _Episode:
 class OrchestrationRunner:
     """Runs orchestration episodes against the durable store."""
 
-    def __init__(self, store: DurableStore, catalog: FunctionCatalog) -> None:
+    def __init__(self, store: DurableStore, catalog: FunctionCatalog, invoker: Invoker) -> None:
         self._store = store
         self._catalog = catalog
+        self._invoker = invoker
 
     def run_episode(self, instance_id: str) -> None:
         """Process the instance's visible messages, if any, in one committed episode."""
@@ -224,18 +224,11 @@ class OrchestrationRunner:
             "parentInstanceId": instance.parent_instance_id,
             **CONTEXT_SETTINGS,
         }
-        binding = meta.get_binding_registry().get("orchestrationTrigger")
-        trigger = binding.decode(
-            meta.Datum(type="string", value=json.dumps(context)), trigger_metadata={}
-        )
-        returned: str | None = None
-        raised: BaseException | None = None
+        outcome = self._invoker.orchestration(function, json.dumps(context))
         try:
-            returned = function.handler(**{function.trigger_name: trigger})
-        except Exception as exc:
-            raised = exc
-        try:
-            return parse_answer(returned, raised)
+            if outcome.ok:
+                return parse_answer(outcome.text(), None)
+            return parse_answer(None, outcome.error)
         except (ValueError, json.JSONDecodeError) as exc:
             return OrchestratorAnswer(is_done=False, error=f"Invalid orchestrator answer: {exc}")
 

@@ -11,12 +11,14 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from .app_loader import FunctionCatalog, load_catalog
+from .catalog import FunctionCatalog, build_catalog
 from .dispatcher import Dispatcher
 from .http_triggers import HttpTriggerHandler, presented_key
+from .invoker import Invoker
 from .keys import HostKeys, load_or_create_keys
 from .management_api import HubSettings, ManagementApi
 from .store import DurableStore
+from .worker.pool import AppLoadError, WorkerPool
 
 __all__ = ["HostConfig", "LocalHost"]
 
@@ -30,12 +32,13 @@ RPC_PREFIX = "/durabletask/"
 class HostConfig:
     """What ``python -m emulator host`` was asked to run."""
 
-    app_ref: str
     app_dir: Path
     state_dir: Path
     host: str = "127.0.0.1"
     port: int = 7071
     activity_workers: int = 16
+    worker_processes: int = 1
+    worker_command: list[str] | None = None
 
 
 class LocalHost:
@@ -55,22 +58,30 @@ class LocalHost:
         config.state_dir.mkdir(parents=True, exist_ok=True)
         self.keys: HostKeys
         self.keys, self.keys_file = load_or_create_keys(config.state_dir)
-        self.catalog: FunctionCatalog = load_catalog(config.app_ref, config.app_dir)
-        self.store = DurableStore(config.state_dir / "durable.sqlite")
-        # Built inside the running event loop: async activities run on it.
-        self.dispatcher = Dispatcher(
-            self.store,
-            self.catalog,
-            asyncio.get_running_loop(),
-            self.client_binding,
-            config.activity_workers,
-        )
+        self.workers = WorkerPool(config.app_dir, config.worker_processes, config.worker_command)
+        self.catalog = FunctionCatalog()
+        self.store: DurableStore | None = None
+        self.dispatcher: Dispatcher | None = None
         self.base_url = ""
         self.rpc_base_url = ""
         self._runners: list[web.AppRunner] = []
 
     async def start(self) -> None:
-        """Bind both ports and start the dispatcher."""
+        """Start the workers (they index the app), bind both ports, start the dispatcher.
+
+        Raises AppLoadError, with the worker's message, when the app cannot load.
+        """
+        await self.workers.start()
+        try:
+            self.catalog = build_catalog(self.workers.functions)
+        except ValueError as exc:
+            await self.workers.stop()
+            raise AppLoadError(str(exc)) from exc
+        invoker = Invoker(self.workers, asyncio.get_running_loop(), self.client_binding)
+        self.store = DurableStore(self.config.state_dir / "durable.sqlite")
+        self.dispatcher = Dispatcher(
+            self.store, self.catalog, invoker, self.config.activity_workers
+        )
         api = ManagementApi(
             self.store, self.catalog, self.dispatcher, self.hub, self.management_urls
         )
@@ -79,7 +90,7 @@ class LocalHost:
         api.add_routes(public, WEBHOOK_PREFIX, guard=self._system_key_guard)
         public.router.add_get("/admin/host/status", self._host_status)
         public.router.add_get("/", self._home)
-        trigger = HttpTriggerHandler(self.catalog, self.keys, self.client_binding)
+        trigger = HttpTriggerHandler(self.catalog, self.keys, invoker)
         prefix = f"/{self.route_prefix}/" if self.route_prefix else "/"
         public.router.add_route("*", prefix + "{path:.*}", trigger)
 
@@ -94,12 +105,15 @@ class LocalHost:
         self.dispatcher.start()
 
     async def stop(self) -> None:
-        """Stop serving, let running work finish, close the store."""
+        """Stop serving, let running work finish, stop the workers, close the store."""
         for runner in self._runners:
             await runner.cleanup()
-        # In a thread: running async activities need this loop to finish.
-        await asyncio.to_thread(self.dispatcher.stop)
-        self.store.close()
+        if self.dispatcher is not None:
+            # In a thread: running invocations need this loop to finish.
+            await asyncio.to_thread(self.dispatcher.stop)
+        await self.workers.stop()
+        if self.store is not None:
+            self.store.close()
 
     def ready_info(self) -> dict[str, Any]:
         """The ready line: where the host listens and where its keys are."""
@@ -109,6 +123,7 @@ class LocalHost:
             "rpcBaseUrl": self.rpc_base_url,
             "keysFile": str(self.keys_file),
             "taskHub": self.hub.hub_name,
+            "workerPids": self.workers.pids,
             "functions": sorted(
                 [f.function.name for f in self.catalog.http]
                 + [f.name for f in self.catalog.orchestrators.values()]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from emulator.host.actions import ActionType, flatten_actions, parse_answer
-from emulator.host.app_loader import compile_route
+from emulator.host.catalog import compile_route
 from emulator.host.history import EventType
 from emulator.host.management_api import _serialized_input
 from emulator.host.orchestration_runner import ReplayState, _retry_delay_ms, _select_batch
@@ -49,14 +49,15 @@ def test_flatten_keeps_scheduling_order_through_compound_actions() -> None:
 
 def test_parse_answer_reads_the_out_of_proc_error_payload() -> None:
     state = {"isDone": False, "actions": [[]], "error": "boom", "customStatus": {"x": 1}}
-    raised = Exception(f"boom\n\n$OutOfProcData$:{json.dumps(state)}")
+    # The worker's message of the SDK's exception: "Type: message".
+    raised = f"Exception: boom\n\n$OutOfProcData$:{json.dumps(state)}"
     answer = parse_answer(None, raised)
     assert answer.error == "boom"
     assert answer.custom_status == {"x": 1}
 
 
 def test_parse_answer_of_an_exception_without_payload_is_a_failure() -> None:
-    assert parse_answer(None, ValueError("bad input")).error == "bad input"
+    assert parse_answer(None, "ValueError: bad input").error == "ValueError: bad input"
 
 
 def test_parse_answer_of_a_finished_orchestration() -> None:

@@ -1,46 +1,35 @@
-"""Load a Function app object and index its functions, as the Python worker does.
+"""The app's functions as the worker indexed them, arranged the way the host dispatches.
 
-The worker finds functions with the library's own indexing API
-(``FunctionApp.get_functions()``) and reads each one's bindings; so do we.
+The host does not import the app: Microsoft's worker indexes it and answers
+FunctionsMetadata with each function's id and raw bindings (JSON). The host
+routes HTTP requests, orchestrations, activities and entities from that.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
+import json
 import re
-import sys
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-__all__ = ["FunctionCatalog", "HttpFunction", "IndexedFunction", "load_catalog"]
+__all__ = ["FunctionCatalog", "HttpFunction", "IndexedFunction", "build_catalog", "compile_route"]
 
 
 @dataclass
 class IndexedFunction:
-    """One function of the app: its name, trigger, bindings and user code."""
+    """One function of the app: its name, the worker's id for it, its trigger and bindings."""
 
     name: str
+    function_id: str
     trigger_type: str
     trigger_name: str
     bindings: list[dict[str, Any]]
-    handler: Callable[..., Any]
 
     @property
-    def is_async(self) -> bool:
-        """True when the user code is a coroutine function."""
-        return inspect.iscoroutinefunction(self.handler)
-
-    @property
-    def parameter_names(self) -> list[str]:
-        """Names of the user function's parameters."""
-        return list(inspect.signature(self.handler).parameters)
-
-    def binding_of_type(self, binding_type: str) -> dict[str, Any] | None:
-        """The first binding of the given type, if any."""
-        return next((b for b in self.bindings if b["type"] == binding_type), None)
+    def input_bindings(self) -> list[dict[str, Any]]:
+        """Bindings the host supplies on each invocation (trigger and inputs)."""
+        return [b for b in self.bindings if str(b.get("direction", "")).lower() == "in"]
 
 
 @dataclass
@@ -86,23 +75,21 @@ class FunctionCatalog:
         return found
 
 
-def load_catalog(app_ref: str, app_dir: Path | None = None) -> FunctionCatalog:
-    """Import ``module:attribute`` and index the functions of that app object."""
-    module_name, _, attr = app_ref.partition(":")
-    if app_dir is not None and str(app_dir) not in sys.path:
-        sys.path.insert(0, str(app_dir))
-    module = importlib.import_module(module_name)
-    app = getattr(module, attr or "app")
+def build_catalog(functions: Iterable[Any]) -> FunctionCatalog:
+    """Arrange the worker's function metadata (``RpcFunctionMetadata``) for dispatch.
+
+    Raises ValueError for a trigger the host does not emulate.
+    """
     catalog = FunctionCatalog()
-    for fn in app.get_functions():
-        bindings = [_plain_binding(b) for b in fn.get_bindings_dict()["bindings"]]
+    for fn in functions:
+        bindings = [json.loads(raw) for raw in fn.raw_bindings]
         trigger = next(b for b in bindings if b["type"].lower().endswith("trigger"))
         indexed = IndexedFunction(
-            name=fn.get_function_name(),
+            name=fn.name,
+            function_id=fn.function_id,
             trigger_type=trigger["type"],
             trigger_name=trigger["name"],
             bindings=bindings,
-            handler=fn.get_user_function(),
         )
         kind = trigger["type"]
         if kind == "httpTrigger":
@@ -118,17 +105,6 @@ def load_catalog(app_ref: str, app_dir: Path | None = None) -> FunctionCatalog:
     # Literal segments win over parameters, as in ASP.NET routing.
     catalog.http.sort(key=lambda f: _route_precedence(f.route))
     return catalog
-
-
-def _plain_binding(binding: dict[str, Any]) -> dict[str, Any]:
-    """Binding dict with enum values turned into their JSON strings."""
-    plain: dict[str, Any] = {}
-    for key, value in binding.items():
-        if isinstance(value, list):
-            plain[key] = [getattr(v, "value", v) for v in value]
-        else:
-            plain[key] = getattr(value, "value", value)
-    return plain
 
 
 def _http_function(indexed: IndexedFunction, trigger: dict[str, Any]) -> HttpFunction:
