@@ -66,8 +66,10 @@ class HostClient:
             time.sleep(0.05)
 
 
-def start_sample_host(state: Path, counters: Path, port: int = 0) -> ServiceProcess:
-    """Start a host process for the sample app."""
+def start_sample_host(
+    state: Path, counters: Path, port: int = 0, env: dict[str, str] | None = None
+) -> ServiceProcess:
+    """Start a host process for the sample app (``env`` adds app settings)."""
     return start_service(
         [
             "host",
@@ -81,7 +83,7 @@ def start_sample_host(state: Path, counters: Path, port: int = 0) -> ServiceProc
             "INFO",
         ],
         log_path=state / "host.log",
-        env={"SAMPLE_COUNTER_DIR": str(counters)},
+        env={"SAMPLE_COUNTER_DIR": str(counters), **(env or {})},
     )
 
 

@@ -52,7 +52,10 @@ def default_worker_command() -> list[str]:
 
 
 def process_count_setting(value: str | None) -> int:
-    """``FUNCTIONS_WORKER_PROCESS_COUNT`` as the host reads it: 1 to 10, default 1."""
+    """``FUNCTIONS_WORKER_PROCESS_COUNT`` as the host reads it: at most 10; 1 if unset or below.
+
+    Raises ValueError for a value the host refuses (not an integer, above 10).
+    """
     if not value:
         return 1
     try:
@@ -61,11 +64,12 @@ def process_count_setting(value: str | None) -> int:
         raise ValueError(
             f"FUNCTIONS_WORKER_PROCESS_COUNT must be an integer, got {value!r}"
         ) from exc
-    if not 1 <= count <= MAX_PROCESS_COUNT:
+    if count > MAX_PROCESS_COUNT:
         raise ValueError(
-            f"FUNCTIONS_WORKER_PROCESS_COUNT must be between 1 and {MAX_PROCESS_COUNT}, got {count}"
+            f"FUNCTIONS_WORKER_PROCESS_COUNT must not be greater than {MAX_PROCESS_COUNT}, "
+            f"got {count}"
         )
-    return count
+    return max(count, 1)
 
 
 class _Servicer(pb_grpc.FunctionRpcServicer):

@@ -5,6 +5,7 @@ Kept under tests/: not part of the product.
 
 import datetime as dt
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -75,6 +76,19 @@ def echo(req: func.HttpRequest) -> func.HttpResponse:
         status_code=201,
         mimetype="application/json",
     )
+
+
+@bp.route(route="pid", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def pid(req: func.HttpRequest) -> func.HttpResponse:
+    """Which worker process ran this invocation; logs a marker the test looks for."""
+    logging.info("pid route marker %s", req.params.get("marker", ""))
+    return func.HttpResponse(str(os.getpid()))
+
+
+@bp.route(route="crash", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def crash(req: func.HttpRequest) -> func.HttpResponse:
+    """End the worker process abruptly, as a crashing native library would."""
+    os._exit(3)
 
 
 @bp.route(route="boom", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
