@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
+
+from emulator.launch import REPO_ROOT
 
 from .arm_template import (
     Call,
@@ -123,10 +126,16 @@ def test_plan_is_flex_consumption_on_linux(template) -> None:
     assert site["kind"] == "functionapp,linux"
 
 
-def test_runtime_is_python_311_by_default(template) -> None:
+def test_runtime_is_the_python_the_local_worker_runs(template) -> None:
+    # From 3.13 on Azure runs the worker library pinned in requirements.txt, as the local host does.
     runtime = only(template, "Microsoft.Web/sites")["properties"]["functionAppConfig"]["runtime"]
     assert runtime == {"name": "python", "version": "[parameters('pythonVersion')]"}
-    assert template["parameters"]["pythonVersion"]["defaultValue"] == "3.11"
+    assert template["parameters"]["pythonVersion"]["defaultValue"] == "3.13"
+    assert template["parameters"]["pythonVersion"]["allowedValues"] == ["3.13"]
+    worker_python = (REPO_ROOT / ".venv-worker" / "pyvenv.cfg").read_text()
+    assert re.search(r"^version(_info)? = 3\.13\.", worker_python, re.MULTILINE)
+    requirements = (REPO_ROOT / "requirements.txt").read_text()
+    assert re.search(r"^azure-functions-runtime==\d", requirements, re.MULTILINE)
 
 
 def test_http_and_durable_groups_have_always_ready_instances_by_default(template) -> None:

@@ -123,7 +123,7 @@ def test_unknown_missing_and_ill_typed_parameters_are_reported(
         "clusterResourceGroups: 'TestGroup1' is not of type array",
         "maximumInstanceCount: 10 is below minValue 40",
         "moverConfig: required, not given",
-        "pythonVersion: '3.9' is not one of ['3.11', '3.12']",
+        "pythonVersion: '3.9' is not one of ['3.13']",
         "storageAcountName: not a template parameter",
     ]
 
