@@ -63,15 +63,18 @@ def start_service(
     env: dict[str, str] | None = None,
     ready_timeout: float = 60.0,
     cwd: Path | None = None,
+    emulator_root: Path = REPO_ROOT,
 ) -> ServiceProcess:
     """Run ``python -m emulator ARGS`` and wait for its JSON ready line on stdout.
 
-    Raises RuntimeError with the log's tail when the process exits or stays
-    silent past ``ready_timeout``.
+    ``emulator_root`` is the folder whose ``emulator`` package runs (another
+    checkout, for benchmarks against an earlier version). Raises RuntimeError
+    with the log's tail when the process exits or stays silent past
+    ``ready_timeout``.
     """
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO_ROOT), *filter(None, [full_env.get("PYTHONPATH")])]
+        [str(emulator_root), *filter(None, [full_env.get("PYTHONPATH")])]
     )
     full_env.update(env or {})
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +87,7 @@ def start_service(
         stdin=subprocess.DEVNULL,
         text=True,
         env=full_env,
-        cwd=str(cwd or REPO_ROOT),
+        cwd=str(cwd or emulator_root),
     )
     log_file.close()
     ready: dict[str, Any] = {}

@@ -163,8 +163,12 @@ def start_stack(
     operators: list[str] | None = None,
     host_port: int = 0,
     lro_poll_seconds: float | None = None,
+    host_emulator_root: Path = REPO_ROOT,
 ) -> LocalStack:
-    """Start the local Azure and the host with the mover app; return when both are ready."""
+    """Start the local Azure and the host with the mover app; return when both are ready.
+
+    ``host_emulator_root`` runs the host of another checkout (benchmarks only).
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     azure = start_service(
         ["azure", "--topology", topology, "--state", str(state_dir / "azure"), *(azure_args or [])],
@@ -177,14 +181,20 @@ def start_stack(
         config["operators"] = operators or []
         config_path = state_dir / "mover-config.json"
         config_path.write_text(json.dumps(config, indent=2))
-        host = _start_host(state_dir, config_path, ready, host_port)
+        host = _start_host(state_dir, config_path, ready, host_port, host_emulator_root)
     except BaseException:
         azure.stop()
         raise
     return LocalStack(azure, host, ready, control, config, config_path, state_dir)
 
 
-def _start_host(state_dir: Path, config_path: Path, ready: ReadyInfo, port: int) -> ServiceProcess:
+def _start_host(
+    state_dir: Path,
+    config_path: Path,
+    ready: ReadyInfo,
+    port: int,
+    emulator_root: Path = REPO_ROOT,
+) -> ServiceProcess:
     env = {"MOVER_CONFIG_FILE": str(config_path), **ready.app_identity_env()}
     deadline = time.monotonic() + 30
     while True:
@@ -203,6 +213,7 @@ def _start_host(state_dir: Path, config_path: Path, ready: ReadyInfo, port: int)
                 ],
                 log_path=state_dir / "host.log",
                 env=env,
+                emulator_root=emulator_root,
             )
         except RuntimeError:
             # A restarted host may find its old port still closing; retry briefly.
