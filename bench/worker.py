@@ -7,8 +7,9 @@ process. This benchmark extracts that earlier ``emulator`` package from git into
 temporary folder and measures both hosts one after the other in the same run:
 
 - per HTTP invocation: the median round trip of ``GET /api/ping`` (bench/worker_app);
-- per activity step: a durable chain of N activities, started and awaited through the
-  durable client; (time of N steps - time of 1 step) / (N - 1), median of the runs;
+- per activity step: a durable chain of N activities, started through the management
+  API and polled every millisecond until it completes; (time of N steps - time of 1
+  step) / (N - 1), median of the runs;
 - per move: the mover's takeover (POST acquire to ``succeeded``) on the local Azure with
   NIC updates of ``--nic-update-seconds`` (median of ``--runs``).
 
@@ -76,7 +77,7 @@ def measure_invocations(
     """HTTP round trips and activity steps on the bench app."""
     service = _host(WORKER_APP, state, emulator_root)
     try:
-        url = service.info["url"]
+        url, rpc = service.info["url"], service.info["rpcBaseUrl"]
         session = requests.Session()
         for _ in range(20):  # warm up
             session.get(f"{url}/api/ping", timeout=10).raise_for_status()
@@ -85,19 +86,27 @@ def measure_invocations(
             session.get(f"{url}/api/ping", timeout=10).raise_for_status()
             figures.http.append(time.perf_counter() - started)
         for _ in range(runs):
-            one = _chain(session, url, 1)
-            many = _chain(session, url, chain)
+            one = _chain(session, rpc, 1)
+            many = _chain(session, rpc, chain)
             figures.step.append((many - one) / (chain - 1))
     finally:
         service.stop()
 
 
-def _chain(session: requests.Session, url: str, steps: int) -> float:
+def _chain(session: requests.Session, rpc: str, steps: int) -> float:
     started = time.perf_counter()
-    r = session.post(f"{url}/api/chain/{steps}", timeout=90)
+    r = session.post(f"{rpc}orchestrators/chain", json=steps, timeout=30)
+    r.raise_for_status()
+    status_url = f"{rpc}instances/{r.json()['id']}"
+    deadline = started + 120
+    while time.perf_counter() < deadline:
+        status = session.get(status_url, timeout=30).json()
+        if status["runtimeStatus"] not in ("Pending", "Running"):
+            break
+        time.sleep(0.001)
     elapsed = time.perf_counter() - started
-    if r.status_code != 200 or r.json() != steps:
-        raise RuntimeError(f"chain of {steps}: {r.status_code} {r.text[:200]}")
+    if status["runtimeStatus"] != "Completed" or status["output"] != steps:
+        raise RuntimeError(f"chain of {steps}: {status}")
     return elapsed
 
 

@@ -12,16 +12,6 @@ def ping(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("pong")
 
 
-@app.route(route="chain/{steps:int}", methods=["POST"])
-@app.durable_client_input(client_name="client")
-async def start_chain(req: func.HttpRequest, client: df.DurableOrchestrationClient):
-    """Run ``chain`` with {steps} activities and wait for it (up to 60 s)."""
-    instance_id = await client.start_new("chain", None, int(req.route_params["steps"]))
-    return await client.wait_for_completion_or_create_check_status_response(
-        req, instance_id, timeout_in_milliseconds=60000, retry_interval_in_milliseconds=20
-    )
-
-
 @app.orchestration_trigger(context_name="context")
 def chain(context: df.DurableOrchestrationContext):
     """Activities one after the other: each costs an activity and an orchestrator episode."""
