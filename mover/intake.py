@@ -66,7 +66,9 @@ def parse_move_body(raw: bytes) -> MoveBody:
         return MoveBody()
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the body is nested too deeply") from None
+    except ValueError as exc:  # bad JSON, bad UTF-8, an integer too long to convert
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
@@ -80,8 +82,10 @@ def parse_move_body(raw: bytes) -> MoveBody:
         parse_request_id(request_id)
     deadline = None
     if data.get("deadline") is not None:
+        if not isinstance(data["deadline"], str):
+            raise ApiError(400, "invalid_deadline", "deadline must be an RFC 3339 time string")
         try:
-            deadline = parse_iso(str(data["deadline"]))
+            deadline = parse_iso(data["deadline"])
         except ValueError:
             raise ApiError(
                 400, "invalid_deadline", "deadline must be an RFC 3339 time with a zone"

@@ -38,11 +38,18 @@ def iso(moment: dt.datetime) -> str:
 
 
 def parse_iso(text: str) -> dt.datetime:
-    """Parse RFC 3339; raises ValueError. A time without zone is refused (ambiguous)."""
+    """Parse RFC 3339; raises ValueError. A time without zone is refused (ambiguous).
+
+    Times that exist only in their own zone (0001-01-01T00:00+01:00 is before
+    year 1 in UTC) are refused too.
+    """
     value = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if value.tzinfo is None:
         raise ValueError(f"{text!r} has no time zone")
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of range in UTC") from None
 
 
 @dataclass(frozen=True)
