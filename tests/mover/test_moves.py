@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from .conftest import IP, NIC, Mover
+from .conftest import FINISHED, IP, NIC, Mover
 
 
 def _without_etags(value):
@@ -169,3 +170,20 @@ def test_a_retried_post_after_its_deadline_still_gets_its_request(mover: Mover) 
     again = mover.post("acquire", "server01", requestId=request_id, deadline=deadline)
     assert again.status_code == 200, again.text
     assert again.json()["status"] == "succeeded"
+
+
+def test_a_finished_request_is_already_in_the_ips_history(mover: Mover) -> None:
+    # Poll as fast as a client might; the moment a request reads finished, the
+    # IP's history must have its record (one truth for a finished request).
+    for vm in ("server01", "server02", "server01", "server02"):
+        request_id = mover.post("acquire", vm).json()["requestId"]
+        deadline = time.monotonic() + 60
+        while True:
+            record = mover.get(f"requests/{request_id}", vm).json()
+            if record["status"] in FINISHED:
+                break
+            assert time.monotonic() < deadline, record
+            time.sleep(0.005)
+        history = mover.get(f"ips/{IP}/history", vm).json()["records"]
+        assert record["status"] == "succeeded", record
+        assert [r for r in history if r["requestId"] == request_id] == [record]
