@@ -11,7 +11,7 @@ from typing import Any
 
 from .access import ApiError, MoveGrant
 from .config import Limits
-from .records import Action, MoveRequest, iso, parse_iso
+from .records import Action, MoveRequest, RequestLimits, iso, parse_iso
 from .tokens import Caller
 
 __all__ = [
@@ -146,6 +146,11 @@ def build_move_request(
         created_at=iso(now),
         deadline=iso(deadline),
         context=body.context,
+        limits=RequestLimits(
+            lock_lease_seconds=limits.lock_lease_seconds,
+            lock_poll_seconds=limits.lock_poll_seconds,
+            history_size=limits.history_size,
+        ),
     )
 
 

@@ -7,7 +7,16 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Action", "MoveRequest", "RequestRecord", "RequestStatus", "Step", "iso", "parse_iso"]
+__all__ = [
+    "Action",
+    "MoveRequest",
+    "RequestLimits",
+    "RequestRecord",
+    "RequestStatus",
+    "Step",
+    "iso",
+    "parse_iso",
+]
 
 
 class Action(StrEnum):
@@ -53,6 +62,20 @@ def parse_iso(text: str) -> dt.datetime:
 
 
 @dataclass(frozen=True)
+class RequestLimits:
+    """The configuration a request runs with, fixed when it is queued.
+
+    Carried in the orchestration's input so that a replay never sees a
+    different configuration than the first run did (an app-setting change
+    would otherwise change which entity calls a replay makes).
+    """
+
+    lock_lease_seconds: float = 120.0
+    lock_poll_seconds: float = 2.0
+    history_size: int = 500
+
+
+@dataclass(frozen=True)
 class MoveRequest:
     """A validated request: the orchestration's input (JSON-safe via to_dict)."""
 
@@ -70,6 +93,7 @@ class MoveRequest:
     created_at: str
     deadline: str
     context: dict[str, str] = field(default_factory=dict)
+    limits: RequestLimits = field(default_factory=RequestLimits)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -79,8 +103,9 @@ class MoveRequest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MoveRequest:
-        """From the JSON form."""
-        return cls(**{**data, "action": Action(data["action"])})
+        """From the JSON form (a request queued before limits were carried gets the defaults)."""
+        limits = RequestLimits(**data.get("limits") or {})
+        return cls(**{**data, "action": Action(data["action"]), "limits": limits})
 
 
 @dataclass

@@ -22,7 +22,6 @@ import azure.durable_functions as df
 
 from activities.lock_wakeup import WAKE_WAITER
 from activities.network import LIST_NICS, UPDATE_NIC, WAIT_FOR_NIC_UPDATE
-from mover.config import current_config
 from mover.errors import ErrorInfo, MoverError, PermanentError
 from mover.planning import Change, NicView, plan_acquire, plan_release
 from mover.records import Action, MoveRequest, RequestRecord, RequestStatus, Step, iso, parse_iso
@@ -75,7 +74,8 @@ class MoveRun:
         self.context = context
         self.request = request
         self.record = RequestRecord(request)
-        self.limits = current_config().limits
+        # Fixed when the request was queued: a replay must not see a changed setting.
+        self.limits = request.limits
         self.deadline = parse_iso(request.deadline).timestamp()
         self.lock = lock_entity(request.ip)
         self.lease_until = 0.0

@@ -20,7 +20,7 @@ from mover.intake import (
     parse_move_body,
     parse_request_id,
 )
-from mover.records import Action
+from mover.records import Action, MoveRequest, RequestLimits
 
 from .builders import (
     IP1,
@@ -378,3 +378,23 @@ def test_a_retry_may_differ_in_times_and_context(changes):
 def test_a_different_action_ip_target_or_caller_is_another_request(changes):
     grant = authorize_move(sample_config(), caller_for("server01"), IP1, None)
     assert not is_retry_of(_earlier(**changes), Action.ACQUIRE, grant, caller_for("server01"))
+
+
+def test_request_carries_the_lock_and_history_limits_of_the_moment_it_was_queued(config):
+    limits = Limits(lock_lease_seconds=45.0, lock_poll_seconds=0.5, history_size=7)
+    request = build(config, limits=limits)
+    # The orchestration's input, as every replay reads it: settings changed
+    # later cannot reach a request already queued.
+    replayed = MoveRequest.from_dict(json.loads(json.dumps(request.to_dict())))
+
+    assert replayed.limits == RequestLimits(
+        lock_lease_seconds=45.0, lock_poll_seconds=0.5, history_size=7
+    )
+    assert replayed == request
+
+
+def test_a_request_queued_before_limits_were_carried_gets_the_defaults(config):
+    data = build(config).to_dict()
+    del data["limits"]
+
+    assert MoveRequest.from_dict(data).limits == RequestLimits()
