@@ -3,7 +3,8 @@
 Python Durable Functions has no entity critical sections, so each IP has a
 lock entity holding this state, and each request's orchestration asks
 ``try_acquire`` until it is granted. Only the head of the queue can be granted
-the lock; a holder that stops renewing its lease loses it; waiters that stop
+the lock; a holder that stops renewing its lease loses it to the next request
+that asks (until then it may still renew); waiters that stop
 asking, or whose deadline passed, leave the queue. Times are epoch seconds
 passed in by the caller (the orchestration's replay-safe clock).
 
@@ -124,12 +125,18 @@ class IpLock:
         return Grant(False, self.queue.index(waiter) + 1, self.holder)
 
     def renew(self, request_id: str, now: float, lease_seconds: float) -> bool:
-        """Extend the holder's lease; False if ``request_id`` no longer holds the lock."""
+        """Extend the holder's lease; False if ``request_id`` no longer holds the lock.
+
+        A holder whose lease ran out still holds the lock until another request
+        takes it (``try_acquire``): a slow holder that nobody overtook keeps
+        it, so slowness alone never ends a move; a dead one is passed over.
+        """
+        if self.holder == request_id:
+            self.lease_until = now + lease_seconds
+            self._expire(now)
+            return True
         self._expire(now)
-        if self.holder != request_id:
-            return False
-        self.lease_until = now + lease_seconds
-        return True
+        return False
 
     def release(self, request_id: str, now: float) -> Wake | None:
         """Give up the lock or a place in the queue; whom to wake, if anyone."""

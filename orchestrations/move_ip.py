@@ -163,7 +163,12 @@ class MoveRun:
                 recheck.cancel()
 
     def renew_lock(self) -> Steps:
-        """Keep the lease before a write; a lost lock ends the request (never write then)."""
+        """Keep the lease before every ARM call of the move (reads, writes, waits).
+
+        Renewed once half of it has passed. A lease that ran out is still ours
+        unless another request took the lock; if one did, the request ends with
+        ``lock_lost`` and never writes again.
+        """
         lease = self.limits.lock_lease_seconds
         if self.now() < self.lease_until - lease / 2:
             return
@@ -218,6 +223,7 @@ class MoveRun:
             "resourceGroup": self.request.resource_group,
         }
         while True:
+            yield from self.renew_lock()
             outcome = yield self.context.call_activity(LIST_NICS, payload)
             if outcome["ok"]:
                 self._end_step(step)
