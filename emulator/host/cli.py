@@ -80,16 +80,24 @@ def main(argv: list[str]) -> int:
 
 
 async def _serve(config: HostConfig) -> int:
-    host = LocalHost(config)
+    try:
+        host = LocalHost(config)
+    except ValueError as exc:  # host.json settings the real host would refuse
+        print(f"error: {config.app_dir / 'host.json'}: {exc}", file=sys.stderr)
+        return 1
     try:
         await host.start()
     except AppLoadError as exc:
-        # As `func start`: the worker's own message, and no function is served.
+        # `func start` logs the worker's message and serves no function; exit
+        # instead, so that an app Azure would not load cannot pass a test or a demo.
         print(
             f"error: the worker could not load the app in {config.app_dir}: {exc}", file=sys.stderr
         )
         await host.stop()
         return 1
+    except BaseException:
+        await host.stop()
+        raise
     print(json.dumps(host.ready_info()), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ from .entity_runner import EntityRunner
 from .invoker import Invoker
 from .orchestration_runner import OrchestrationRunner
 from .store import ActivityWorkItem, DurableStore
+from .versioning import VersioningSettings, VersionRejected
 
 __all__ = ["Dispatcher"]
 
@@ -28,6 +29,10 @@ log = logging.getLogger("emulator.host.dispatcher")
 # After an unexpected error in an episode (a host bug, not an orchestration
 # failure), wait before retrying that instance instead of spinning on it.
 _ERROR_BACKOFF_SECONDS = 1.0
+# An instance whose version this host rejects (versionFailureStrategy Reject)
+# keeps its messages; it is looked at again after 1 s, then 2, 4... up to a minute.
+_REJECT_FIRST_SECONDS = 1.0
+_REJECT_MAX_SECONDS = 60.0
 
 
 class Dispatcher:
@@ -38,11 +43,12 @@ class Dispatcher:
         store: DurableStore,
         catalog: FunctionCatalog,
         invoker: Invoker,
+        versioning: VersioningSettings,
         activity_workers: int = 16,
         orchestration_workers: int = 4,
     ) -> None:
         self._store = store
-        self._orchestrations = OrchestrationRunner(store, catalog, invoker)
+        self._orchestrations = OrchestrationRunner(store, catalog, invoker, versioning)
         self._entities = EntityRunner(store, catalog, invoker)
         self._activities = ActivityRunner(store, catalog, invoker)
         self._episode_pool = ThreadPoolExecutor(orchestration_workers, "episode")
@@ -53,6 +59,7 @@ class Dispatcher:
         self._busy_instances: set[str] = set()
         self._running_activities: set[int] = set()
         self._not_before: dict[str, float] = {}
+        self._reject_delay: dict[str, float] = {}
         self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
 
     def start(self) -> None:
@@ -108,6 +115,13 @@ class Dispatcher:
             else:
                 self._orchestrations.run_episode(instance_id)
             self._not_before.pop(instance_id, None)
+            self._reject_delay.pop(instance_id, None)
+        except VersionRejected as exc:
+            delay = self._reject_delay.get(instance_id, _REJECT_FIRST_SECONDS / 2) * 2
+            delay = min(delay, _REJECT_MAX_SECONDS)
+            self._reject_delay[instance_id] = delay
+            log.info("not running %s: %s Retrying in %.0fs.", instance_id, exc, delay)
+            self._not_before[instance_id] = time.time() + delay
         except Exception:
             log.exception("episode of %s failed; retrying in %.1fs", instance_id, 1.0)
             self._not_before[instance_id] = time.time() + _ERROR_BACKOFF_SECONDS

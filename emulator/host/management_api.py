@@ -8,6 +8,7 @@ key is required (the URLs of ``create_check_status_response``).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,13 +19,14 @@ from aiohttp import web
 from .catalog import FunctionCatalog
 from .dispatcher import Dispatcher
 from .entity_runner import split_entity_id
-from .history import EventType, event, utc_now
+from .history import EventType, event, parse_time, utc_now
 from .orchestration_runner import (
     FINISHED_STATES,
     execution_started_event,
     new_instance_record,
 )
 from .store import DurableStore, InstanceRecord
+from .versioning import versioning_from_host_json
 
 __all__ = ["HubSettings", "ManagementApi"]
 
@@ -35,14 +37,27 @@ MAX_INSTANCE_ID_LENGTH = 256
 
 
 class HubSettings:
-    """Task hub settings the API needs (from host.json)."""
+    """Task hub settings from host.json's ``extensions.durableTask``.
 
-    def __init__(self, hub_name: str, overridable_states: str = "NonRunningStates") -> None:
+    Raises ValueError for versioning settings the extension would refuse.
+    """
+
+    def __init__(
+        self,
+        hub_name: str,
+        overridable_states: str = "NonRunningStates",
+        default_version: Any = None,
+        version_match_strategy: Any = "CurrentOrOlder",
+        version_failure_strategy: Any = "Reject",
+    ) -> None:
         self.hub_name = hub_name
         if overridable_states.lower() == "anystate":
             self.overridable = frozenset({"Pending", "Running", *FINISHED_STATES})
         else:
             self.overridable = frozenset(FINISHED_STATES)
+        self.versioning = versioning_from_host_json(
+            default_version, version_match_strategy, version_failure_strategy
+        )
 
 
 class ManagementApi:
@@ -116,7 +131,9 @@ class ManagementApi:
             input_json = _serialized_input(await request.read())
         except ValueError as exc:
             return _error(400, str(exc), "System.ArgumentException")
-        record = new_instance_record(instance_id, name, input_json)
+        # ?version= (ext 3.1+, PR #3213), else host.json defaultVersion, else "".
+        version = self._hub.versioning.new_instance_version(request.query.get("version"))
+        record = new_instance_record(instance_id, name, input_json, version)
         created = self._store.create_instance(
             record, execution_started_event(record), self._hub.overridable
         )
@@ -286,34 +303,109 @@ class ManagementApi:
             "createdTime": instance.created_time[:19] + "Z",
             "lastUpdatedTime": instance.last_updated_time[:19] + "Z",
         }
-        if show_history:
+        # As the extension: no "historyEvents" key unless asked for, nor for a Pending instance.
+        if show_history and instance.runtime_status != "Pending":
             body["historyEvents"] = _history_for_api(
-                self._store.get_history(instance.instance_id), show_history_output
+                self._store.get_history(instance.instance_id), show_input, show_history_output
             )
         return body
 
 
-def _history_for_api(events: list[dict[str, Any]], with_output: bool) -> list[dict[str, Any]]:
-    """History as the status API shows it: named event types, no replay markers."""
-    shown = []
-    for e in events:
+# DurableTask.Core's OrchestrationStatus numbers, as ExecutionCompleted stores them.
+_ORCHESTRATION_STATUS = {
+    0: "Running",
+    1: "Completed",
+    2: "ContinuedAsNew",
+    3: "Failed",
+    4: "Canceled",
+    5: "Terminated",
+    6: "Pending",
+    7: "Suspended",
+}
+_FOLDED = {
+    EventType.TASK_SCHEDULED: (EventType.TASK_COMPLETED, EventType.TASK_FAILED),
+    EventType.SUB_ORCHESTRATION_INSTANCE_CREATED: (
+        EventType.SUB_ORCHESTRATION_INSTANCE_COMPLETED,
+        EventType.SUB_ORCHESTRATION_INSTANCE_FAILED,
+    ),
+}
+_COMPLETIONS = {done: started for started, dones in _FOLDED.items() for done in dones}
+# Members of DurableTask.Core's ExecutionStartedEvent that the emulator does not
+# use; the extension's JSON carries them as null.
+_EXECUTION_STARTED_NULLS = ("Correlation", "ParentTraceContext", "ScheduledStartTime", "Generation")
+
+
+def _history_for_api(
+    events: list[dict[str, Any]], show_input: bool = True, show_output: bool = False
+) -> list[dict[str, Any]]:
+    """History as the extension's status API shows it (``DurableClient``'s transform).
+
+    Event types by name; no ``EventId``/``IsPlayed``; no OrchestratorStarted/
+    Completed; a TaskScheduled (SubOrchestrationInstanceCreated) whose completion
+    or failure is in the history is folded into it (``ScheduledTime``,
+    ``FunctionName``, ``Input``) and left out, a pending one stays; ``Result``
+    only with ``showHistoryOutput``, parsed; ``Input`` (raw JSON text) only with
+    ``showInput``.
+    """
+    scheduled: dict[tuple[EventType, int], tuple[int, dict[str, Any]]] = {}
+    folded: set[int] = set()
+    shown: list[tuple[int, dict[str, Any]]] = []
+    for index, e in enumerate(events):
         kind = EventType(e["EventType"])
         if kind in (EventType.ORCHESTRATOR_STARTED, EventType.ORCHESTRATOR_COMPLETED):
             continue
-        item = {"EventType": _pascal(kind.name), "Timestamp": e["Timestamp"]}
-        for key in ("Name", "FunctionName", "ScheduledTime", "FireAt", "Reason", "Details"):
-            if e.get(key) is not None:
-                item[key] = e[key]
-        if kind == EventType.TASK_COMPLETED and with_output:
-            item["Result"] = _loads(e.get("Result"))
+        dropped = {"EventType", "EventId", "IsPlayed", "Timestamp"}
+        if not show_input:
+            dropped.add("Input")
+        if kind in _FOLDED:
+            dropped.add("Version")
+        elif kind in _COMPLETIONS:
+            dropped.add("TaskScheduledId")
+        elif kind == EventType.TIMER_FIRED:
+            dropped.add("TimerId")
+        elif kind == EventType.EXECUTION_STARTED:
+            dropped |= {"Name", "OrchestrationInstance", "ParentInstance", "Version", "Tags"}
+        item: dict[str, Any] = {"EventType": _pascal(kind.name)}
+        item.update((k, v) for k, v in e.items() if k not in dropped)
+        if kind == EventType.EXECUTION_STARTED:
+            for key in _EXECUTION_STARTED_NULLS:
+                item.setdefault(key, None)
+        if kind in (EventType.EXECUTION_COMPLETED, *_COMPLETIONS) and "Result" in item:
+            if show_output:
+                item["Result"] = _loads(item["Result"])
+            else:
+                del item["Result"]
         if kind == EventType.EXECUTION_COMPLETED:
-            item["OrchestrationStatus"] = (
-                "Completed" if e.get("OrchestrationStatus") == 1 else ("Failed")
-            )
-            if with_output:
-                item["Result"] = _loads(e.get("Result"))
-        shown.append(item)
-    return shown
+            status = item.get("OrchestrationStatus")
+            item["OrchestrationStatus"] = _ORCHESTRATION_STATUS.get(status, status)
+            item.setdefault("FailureDetails", None)
+        item["Timestamp"] = e["Timestamp"]
+        if kind == EventType.EXECUTION_STARTED:
+            item["FunctionName"] = e.get("Name")
+        elif kind in _FOLDED:
+            scheduled[(kind, e.get("EventId", -1))] = (index, e)
+        elif kind in _COMPLETIONS:
+            origin = scheduled.get((_COMPLETIONS[kind], e.get("TaskScheduledId", -2)))
+            if origin is not None:
+                folded.add(origin[0])
+                item["ScheduledTime"] = _scheduled_time(origin[1]["Timestamp"])
+                item["FunctionName"] = origin[1].get("Name")
+                if show_input:
+                    item["Input"] = origin[1].get("Input")
+        shown.append((index, item))
+    return [item for index, item in shown if index not in folded]
+
+
+def _scheduled_time(timestamp: str) -> str:
+    """A stored ``Timestamp`` as the extension writes ``ScheduledTime``.
+
+    It reads the TaskScheduled timestamp into a local-time ``DateTime`` and
+    Newtonsoft writes it with the machine's UTC offset and no trailing zeros
+    in the fraction; Azure's hosts run on UTC, hence ``+00:00``.
+    """
+    moment = parse_time(timestamp).astimezone(dt.UTC)
+    fraction = f"{moment.microsecond:06d}".rstrip("0")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "+00:00"
 
 
 def _pascal(name: str) -> str:

@@ -27,6 +27,7 @@ from .catalog import FunctionCatalog
 from .history import EventType, event, format_time, parse_time, utc_now
 from .invoker import Invoker
 from .store import DurableStore, EpisodeCommit, InstanceRecord, Message
+from .versioning import VersioningSettings, VersionRejected
 
 __all__ = ["FINISHED_STATES", "OrchestrationRunner", "ReplayState"]
 
@@ -90,13 +91,24 @@ class _Episode:
 class OrchestrationRunner:
     """Runs orchestration episodes against the durable store."""
 
-    def __init__(self, store: DurableStore, catalog: FunctionCatalog, invoker: Invoker) -> None:
+    def __init__(
+        self,
+        store: DurableStore,
+        catalog: FunctionCatalog,
+        invoker: Invoker,
+        versioning: VersioningSettings | None = None,
+    ) -> None:
         self._store = store
         self._catalog = catalog
         self._invoker = invoker
+        self.versioning = versioning or VersioningSettings()
 
     def run_episode(self, instance_id: str) -> None:
-        """Process the instance's visible messages, if any, in one committed episode."""
+        """Process the instance's visible messages, if any, in one committed episode.
+
+        Raises VersionRejected, changing nothing, when the instance's version
+        does not match the host's (``versionFailureStrategy`` ``Reject``).
+        """
         messages = self._store.visible_messages(instance_id, time.time())
         if not messages:
             return
@@ -111,8 +123,12 @@ class OrchestrationRunner:
             (m for m in current if m.body["EventType"] == EventType.EXECUTION_TERMINATED), None
         )
         if terminate is not None:
+            # Terminating runs no orchestrator code: the version check does not apply.
             self._store.commit(self._terminate(instance, terminate, [m.id for m in messages]))
             return
+        refusal = self.versioning.mismatch(instance.version)
+        if refusal is not None and self.versioning.failure_strategy == "Reject":
+            raise VersionRejected(refusal)
         state = ReplayState.load(instance.replay)
         history = self._store.get_history(instance_id)
         batch = _select_batch(current, state, first_episode=not history)
@@ -120,7 +136,7 @@ class OrchestrationRunner:
             if stale:
                 self._store.delete_messages(stale)
             return
-        commit = self._episode(instance, state, history, batch)
+        commit = self._episode(instance, state, history, batch, refusal)
         commit.consumed_message_ids.extend(stale)
         self._store.commit(commit)
 
@@ -132,7 +148,9 @@ class OrchestrationRunner:
         state: ReplayState,
         history: list[dict[str, Any]],
         batch: list[Message],
+        refusal: str | None = None,
     ) -> EpisodeCommit:
+        """One episode; with ``refusal`` (a version mismatch under ``Fail``) the instance fails."""
         now = utc_now()
         commit = EpisodeCommit(consumed_message_ids=[m.id for m in batch])
         new_events = [dict(m.body, IsPlayed=False) for m in batch]
@@ -140,9 +158,11 @@ class OrchestrationRunner:
         episode = _Episode(instance, state, now, commit)
         if history == [] and new_events[0]["EventType"] == EventType.EXECUTION_STARTED:
             instance.runtime_status = "Running"
-        self._schedule_retry_step(episode, new_events[0])
-
-        answer = self._invoke(instance, history, started, new_events)
+        if refusal is None:
+            self._schedule_retry_step(episode, new_events[0])
+            answer = self._invoke(instance, history, started, new_events)
+        else:
+            answer = OrchestratorAnswer(is_done=False, error=refusal)
         known = len(state.action_signatures)
         signatures = [_signature(a) for a in answer.actions]
         if answer.error is None and signatures[:known] != state.action_signatures:
@@ -261,6 +281,8 @@ class OrchestrationRunner:
                 "kind": "suborchestration",
                 "name": action["functionName"],
                 "input": action.get("input"),
+                # The action's version, else the host's defaultVersion (not the parent's).
+                "version": self.versioning.new_instance_version(action.get("version")),
                 # DTFx names an unnamed sub-orchestration "{parentExecutionId}:{taskId}".
                 "instance_id": action.get("instanceId") or f"{instance.execution_id}:{task_id}",
                 "retry": action.get("retryOptions"),
@@ -318,6 +340,8 @@ class OrchestrationRunner:
     def _schedule_suborchestration(self, ep: _Episode, task_id: int, task: dict[str, Any]) -> None:
         instance, commit = ep.instance, ep.commit
         child_id = task["instance_id"]
+        # Tasks recorded before versioning have no version: the default applies.
+        version = task.get("version", self.versioning.new_instance_version(None))
         ep.outputs.append(
             event(
                 EventType.SUB_ORCHESTRATION_INSTANCE_CREATED,
@@ -326,9 +350,10 @@ class OrchestrationRunner:
                 Name=task["name"],
                 InstanceId=child_id,
                 Input=task["input"],
+                Version=version,
             )
         )
-        child = new_instance_record(child_id, task["name"], task["input"])
+        child = new_instance_record(child_id, task["name"], task["input"], version)
         child.parent_instance_id = instance.instance_id
         child.parent_execution_id = instance.execution_id
         child.parent_task_id = task_id
@@ -442,6 +467,7 @@ class OrchestrationRunner:
         instance.runtime_status = "Running"
         instance.output = None
         instance.replay = {}
+        # instance.version stays: the new execution starts with the same version.
         commit.reset_history = True
         commit.append_history = []
         commit.new_messages.append(
@@ -474,7 +500,9 @@ class OrchestrationRunner:
         )
 
 
-def new_instance_record(instance_id: str, name: str, input_json: str | None) -> InstanceRecord:
+def new_instance_record(
+    instance_id: str, name: str, input_json: str | None, version: str = ""
+) -> InstanceRecord:
     """A Pending instance about to receive its ExecutionStarted event."""
     now = format_time(utc_now())
     return InstanceRecord(
@@ -487,6 +515,7 @@ def new_instance_record(instance_id: str, name: str, input_json: str | None) -> 
         custom_status=None,
         created_time=now,
         last_updated_time=now,
+        version=version,
     )
 
 
@@ -506,7 +535,9 @@ def execution_started_event(instance: InstanceRecord) -> dict[str, Any]:
         utc_now(),
         Name=instance.name,
         Input=instance.input,
-        Version="",
+        # Always present: the SDK (1.3.3+) reads it for context.version, and
+        # fails on an ExecutionStarted event without it.
+        Version=instance.version,
         OrchestrationInstance={
             "InstanceId": instance.instance_id,
             "ExecutionId": instance.execution_id,

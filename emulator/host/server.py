@@ -51,6 +51,9 @@ class LocalHost:
         self.hub = HubSettings(
             hub_name=durable.get("hubName", "TestHubName"),
             overridable_states=durable.get("overridableExistingInstanceStates", "NonRunningStates"),
+            default_version=durable.get("defaultVersion"),
+            version_match_strategy=durable.get("versionMatchStrategy", "CurrentOrOlder"),
+            version_failure_strategy=durable.get("versionFailureStrategy", "Reject"),
         )
         self.route_prefix = (
             host_json.get("extensions", {}).get("http", {}).get("routePrefix", "api")
@@ -80,7 +83,7 @@ class LocalHost:
         invoker = Invoker(self.workers, asyncio.get_running_loop(), self.client_binding)
         self.store = DurableStore(self.config.state_dir / "durable.sqlite")
         self.dispatcher = Dispatcher(
-            self.store, self.catalog, invoker, self.config.activity_workers
+            self.store, self.catalog, invoker, self.hub.versioning, self.config.activity_workers
         )
         api = ManagementApi(
             self.store, self.catalog, self.dispatcher, self.hub, self.management_urls

@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS instances (
     parent_execution_id TEXT,
     parent_task_id INTEGER,
     suspended INTEGER NOT NULL DEFAULT 0,
-    replay TEXT NOT NULL DEFAULT '{}'
+    replay TEXT NOT NULL DEFAULT '{}',
+    version TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS history (
     instance_id TEXT NOT NULL,
@@ -97,6 +98,8 @@ class InstanceRecord:
     suspended: bool = False
     # Host-side replay bookkeeping (see orchestration.ReplayState).
     replay: dict[str, Any] = field(default_factory=dict)
+    # ExecutionStarted.Version of every execution of the instance ("" when none).
+    version: str = ""
 
 
 @dataclass
@@ -151,6 +154,7 @@ class DurableStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        _add_missing_columns(self._db)
 
     def close(self) -> None:
         """Close the database connection."""
@@ -405,8 +409,8 @@ def _insert_instance(db: sqlite3.Connection, r: InstanceRecord) -> None:
     db.execute(
         "INSERT INTO instances (instance_id, name, execution_id, runtime_status, input, output,"
         " custom_status, created_time, last_updated_time, parent_instance_id,"
-        " parent_execution_id, parent_task_id, suspended, replay)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " parent_execution_id, parent_task_id, suspended, replay, version)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             r.instance_id,
             r.name,
@@ -422,6 +426,7 @@ def _insert_instance(db: sqlite3.Connection, r: InstanceRecord) -> None:
             r.parent_task_id,
             int(r.suspended),
             json.dumps(r.replay),
+            r.version,
         ),
     )
 
@@ -442,7 +447,19 @@ def _instance_from_row(row: sqlite3.Row) -> InstanceRecord:
         parent_task_id=row["parent_task_id"],
         suspended=bool(row["suspended"]),
         replay=json.loads(row["replay"]),
+        version=row["version"],
     )
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Bring a state file written by an older emulator up to the current schema.
+
+    ``instances.version`` came with orchestration versioning; the instances
+    of older files had ``""`` in their ExecutionStarted events, as it defaults.
+    """
+    columns = {row["name"] for row in db.execute("PRAGMA table_info(instances)")}
+    if "version" not in columns:
+        db.execute("ALTER TABLE instances ADD COLUMN version TEXT NOT NULL DEFAULT ''")
 
 
 def _now_iso() -> str:

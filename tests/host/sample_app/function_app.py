@@ -22,10 +22,12 @@ _COUNTERS = Path(os.environ.get("SAMPLE_COUNTER_DIR", "/tmp"))
 @bp.route(route="start/{name}", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """Start orchestration {name} with the JSON body as input (optional ?id=)."""
+    """Start orchestration {name} with the JSON body as input (optional ?id=, ?version=)."""
     body = req.get_body()
     payload = json.loads(body) if body else None
-    instance_id = await client.start_new(req.route_params["name"], req.params.get("id"), payload)
+    instance_id = await client.start_new(
+        req.route_params["name"], req.params.get("id"), payload, version=req.params.get("version")
+    )
     return client.create_check_status_response(req, instance_id)
 
 
@@ -195,6 +197,30 @@ def slow_steps(context: df.DurableOrchestrationContext):
         "slow", {"tag": spec["tag"], "step": 2, "seconds": spec["seconds"]}
     )
     return [first, second]
+
+
+@bp.orchestration_trigger(context_name="context")
+def report_version(context: df.DurableOrchestrationContext):
+    """The instance's version, as the SDK reads it from ExecutionStarted."""
+    return context.version
+
+
+@bp.orchestration_trigger(context_name="context")
+def versioned_parent(context: df.DurableOrchestrationContext):
+    """Sub-orchestrations with the version given in the input, and with none."""
+    explicit = yield context.call_sub_orchestrator(
+        "report_version", None, version=context.get_input()["child_version"]
+    )
+    default = yield context.call_sub_orchestrator("report_version")
+    return {"parent": context.version, "explicit": explicit, "default": default}
+
+
+@bp.orchestration_trigger(context_name="context")
+def version_loop(context: df.DurableOrchestrationContext):
+    """continue_as_new once, then report the version of the new execution."""
+    if context.get_input():
+        return context.version
+    context.continue_as_new(True)
 
 
 @bp.activity_trigger(input_name="name")
