@@ -39,6 +39,7 @@ class MoveBody:
     deadline: dt.datetime | None = None
     context: dict[str, str] = field(default_factory=dict)
     target: str | None = None
+    force: bool = False
 
 
 def parse_ip(text: str) -> str:
@@ -72,7 +73,7 @@ def parse_move_body(raw: bytes) -> MoveBody:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
-    unknown = set(data) - {"requestId", "deadline", "context", "target"}
+    unknown = set(data) - {"requestId", "deadline", "context", "target", "force"}
     if unknown:
         raise ApiError(400, "invalid_body", f"unknown fields: {', '.join(sorted(unknown))}")
     request_id = data.get("requestId")
@@ -93,7 +94,10 @@ def parse_move_body(raw: bytes) -> MoveBody:
     target = data.get("target")
     if target is not None and not isinstance(target, str):
         raise ApiError(400, "invalid_body", "target must be a member name")
-    return MoveBody(request_id, deadline, _parse_context(data.get("context")), target)
+    force = data.get("force", False)
+    if not isinstance(force, bool):
+        raise ApiError(400, "invalid_body", "force must be true or false")
+    return MoveBody(request_id, deadline, _parse_context(data.get("context")), target, force)
 
 
 def _parse_context(raw: Any) -> dict[str, str]:
@@ -125,7 +129,11 @@ def build_move_request(
     new_request_id: str,
 ) -> MoveRequest:
     """The orchestration's input. The deadline defaults to now + the default and is
-    capped at now + the maximum; a deadline already past is refused (nothing queued)."""
+    capped at now + the maximum; a deadline already past is refused (nothing queued).
+    Only an operator may ``force`` a move (take the IP from a NIC that is not a
+    member's)."""
+    if body.force and not grant.by_operator:
+        raise ApiError(403, "forbidden", "only operators may force a move")
     latest = now + dt.timedelta(seconds=limits.max_deadline_seconds)
     deadline = body.deadline or now + dt.timedelta(seconds=limits.default_deadline_seconds)
     if deadline <= now:
@@ -151,6 +159,8 @@ def build_move_request(
             lock_poll_seconds=limits.lock_poll_seconds,
             history_size=limits.history_size,
         ),
+        member_vm_ids=tuple(m.vm_id for m in grant.cluster.members),
+        force=body.force,
     )
 
 

@@ -154,14 +154,32 @@ def find_vm_nic(nics: list[NicView], vm_id: str, address: str) -> NicView:
     )
 
 
-def plan_acquire(nics: list[NicView], vm_id: str, address: str) -> Plan:
-    """Remove the IP from every other NIC, then add it to the VM's NIC (if not there)."""
+def plan_acquire(
+    nics: list[NicView],
+    vm_id: str,
+    address: str,
+    member_vm_ids: tuple[str, ...] = (),
+    force: bool = False,
+) -> Plan:
+    """Remove the IP from every other NIC, then add it to the VM's NIC (if not there).
+
+    Only the NICs of the cluster's members (``member_vm_ids``; empty: not
+    checked) lose the IP: a NIC of any other VM, or of none, holding it is a
+    PermanentError ``held_by_non_member`` unless an operator forces it (``force``).
+    """
     target = find_vm_nic(nics, vm_id, address)
     holders = find_ip_holders(nics, address)
     changes = []
     for nic in holders:
         if nic.id == target.id:
             continue
+        if member_vm_ids and not force and not any(_same_id(nic.vm_id, m) for m in member_vm_ids):
+            owner = f"VM {nic.vm_id}" if nic.vm_id else "no VM"
+            raise PermanentError(
+                "held_by_non_member",
+                f"{address} is on NIC {nic.id} (attached to {owner}), which is not a member of "
+                "this cluster; nothing was changed (an operator may force the move)",
+            )
         config = nic.config_holding(address)
         if config is not None and config.primary:
             raise PermanentError(

@@ -94,18 +94,27 @@ class MoveRequest:
     deadline: str
     context: dict[str, str] = field(default_factory=dict)
     limits: RequestLimits = field(default_factory=RequestLimits)
+    # The cluster's member VMs when the request was queued: the IP is never taken
+    # from another VM's NIC unless an operator forced it. Empty for requests
+    # queued before members were carried (no check then).
+    member_vm_ids: tuple[str, ...] = ()
+    force: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         data = asdict(self)
         data["action"] = str(self.action)
+        data["member_vm_ids"] = list(self.member_vm_ids)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MoveRequest:
         """From the JSON form (a request queued before limits were carried gets the defaults)."""
         limits = RequestLimits(**data.get("limits") or {})
-        return cls(**{**data, "action": Action(data["action"]), "limits": limits})
+        members = tuple(data.get("member_vm_ids") or ())
+        return cls(
+            **{**data, "action": Action(data["action"]), "limits": limits, "member_vm_ids": members}
+        )
 
 
 @dataclass

@@ -194,12 +194,17 @@ class MoveRun:
 
     def converge(self) -> Steps:
         """Read, plan and apply until the IP is where the request wants it."""
-        acquiring = self.request.action == Action.ACQUIRE
-        plan_for = plan_acquire if acquiring else plan_release
+        request = self.request
+        acquiring = request.action == Action.ACQUIRE
         step_name = "find_holder"
         while True:
             nics = yield from self.read_nics(step_name)
-            plan = plan_for(nics, self.request.vm_id, self.request.ip)
+            if acquiring:
+                plan = plan_acquire(
+                    nics, request.vm_id, request.ip, request.member_vm_ids, request.force
+                )
+            else:
+                plan = plan_release(nics, request.vm_id, request.ip)
             if step_name == "find_holder":
                 self.record.from_nics = [h for h in plan.holders if h != plan.target_nic.id]
                 self.record.to_nic = plan.target_nic.id if acquiring else None

@@ -73,3 +73,47 @@ def test_a_broken_configuration_is_reported_with_every_reason(tmp_path: Path) ->
         assert r.json()["error"]["code"] == "not_configured"
     finally:
         host.stop()
+
+
+def _held_by_a_detached_nic(mover: Mover) -> dict:
+    """The IP on server02's NIC, which is detached from its VM (so on no member's NIC)."""
+    assert mover.move("acquire", "server02")["status"] == "succeeded"
+    control = mover.stack.control
+    nic = control.nic(NIC["server02"])
+    nic["properties"].pop("virtualMachine", None)
+    control.set_nic(NIC["server02"], nic)
+    return nic
+
+
+def test_a_member_never_takes_the_ip_from_a_nic_that_is_not_a_members(mover: Mover) -> None:
+    held = _held_by_a_detached_nic(mover)
+    seq = mover.stack.control.last_seq()
+
+    record = mover.move("acquire", "server01")
+
+    assert record["status"] == "failed", record
+    assert record["error"]["code"] == "held_by_non_member"
+    assert held["id"] in record["error"]["message"]
+    assert mover.writes_since(seq) == []
+    assert mover.holders() == [NIC["server02"]]
+
+
+def test_an_operator_may_force_it(mover: Mover) -> None:
+    _held_by_a_detached_nic(mover)
+    token = _operator_token(mover)
+
+    r = mover.post("acquire", "server01", token=token, target="server01", force=True)
+
+    assert r.status_code == 202, r.text
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{mover.stack.api}/requests/{r.json()['requestId']}"
+    mover.stack.control.wait_for(
+        lambda: requests.get(url, headers=headers, timeout=10).json()["status"] == "succeeded",
+        timeout=30,
+    )
+    assert mover.holders() == [NIC["server01"]]
+
+
+def test_a_member_may_not_force(mover: Mover) -> None:
+    r = mover.post("acquire", "server01", force=True)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"

@@ -154,10 +154,10 @@ def test_body_that_is_not_an_object_is_a_400(raw):
 
 
 def test_unknown_fields_are_refused_and_named():
-    error = api_error(parse_move_body, body(requestId="r1", nic="nic-1", force=True))
+    error = api_error(parse_move_body, body(requestId="r1", nic="nic-1", reason=True))
 
     assert (error.status, error.code) == (400, "invalid_body")
-    assert error.message == "unknown fields: force, nic"
+    assert error.message == "unknown fields: nic, reason"
 
 
 # -- parse_move_body: fields --------------------------------------------------
@@ -398,3 +398,25 @@ def test_a_request_queued_before_limits_were_carried_gets_the_defaults(config):
     del data["limits"]
 
     assert MoveRequest.from_dict(data).limits == RequestLimits()
+
+
+@pytest.mark.parametrize("value", [1, "true", None, []])
+def test_force_must_be_a_boolean(value):
+    error = api_error(parse_move_body, body(force=value))
+    assert (error.status, error.code) == (400, "invalid_body")
+
+
+def test_only_an_operator_may_force_a_move(config):
+    with pytest.raises(ApiError) as caught:
+        build(config, MoveBody(force=True))
+    assert (caught.value.status, caught.value.code) == (403, "forbidden")
+
+    request = build(config, MoveBody(force=True, target="server02"), caller=operator_caller())
+    assert request.force is True
+
+
+def test_request_carries_the_clusters_member_vms(config):
+    request = build(config)
+    cluster = config.clusters[0]
+    assert request.member_vm_ids == tuple(m.vm_id for m in cluster.members)
+    assert MoveRequest.from_dict(json.loads(json.dumps(request.to_dict()))) == request

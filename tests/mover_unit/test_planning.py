@@ -176,6 +176,39 @@ def test_acquire_when_on_target_and_elsewhere_only_removes_the_other():
     assert set(plan.holders) == {nic_id("nic1"), nic_id("nic2")}
 
 
+MEMBERS = (VM1, VM2)
+
+
+def test_acquire_takes_the_ip_from_another_member():
+    nics = [nic("nic1", VM1), nic("nic2", VM2.upper(), vip())]
+
+    plan = plan_acquire(nics, VM1, IP1, MEMBERS)
+
+    assert [c.kind for c in plan.changes] == ["remove", "add"]
+
+
+@pytest.mark.parametrize("holder_vm", [VM3, None], ids=["another VM", "no VM"])
+def test_acquire_never_takes_the_ip_from_a_nic_that_is_not_a_members(holder_vm):
+    nics = [nic("nic1", VM1), nic("nic3", holder_vm, vip())]
+
+    error = permanent(plan_acquire, nics, VM1, IP1, MEMBERS)
+
+    assert error.code == "held_by_non_member"
+    assert nic_id("nic3") in error.message
+    assert "nothing was changed" in error.message
+
+
+def test_an_operator_may_force_taking_the_ip_from_a_non_member():
+    nics = [nic("nic1", VM1), nic("nic3", VM3, vip())]
+
+    plan = plan_acquire(nics, VM1, IP1, MEMBERS, force=True)
+
+    assert plan.changes == (
+        Change("remove", nic_id("nic3"), "nic3"),
+        Change("add", nic_id("nic1"), "nic1"),
+    )
+
+
 def test_acquire_never_removes_a_primary_address_elsewhere():
     nics = [nic("nic1", VM1), nic("nic2", VM2, primary_address=IP1)]
 
