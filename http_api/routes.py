@@ -7,10 +7,10 @@ own management URLs (which carry the system key) are never handed out.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -28,12 +28,14 @@ from mover.intake import (
     parse_move_body,
     parse_request_id,
 )
-from mover.planning import find_ip_holders
+from mover.lock import IpLock
+from mover.planning import NicView, find_ip_holders
 from mover.records import Action, MoveRequest, RequestStatus
 from mover.tokens import AuthenticationError, Caller
 from orchestrations.ip_entities import history_entity, lock_entity
 from orchestrations.move_ip import MOVE_IP
 
+from .nic_cache import NicCache
 from .status import json_value, record_of_instance, token_validator
 
 __all__ = ["bp"]
@@ -41,6 +43,9 @@ __all__ = ["bp"]
 log = logging.getLogger("mover.api")
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+# Per worker process: IP state reads share one ARM list per resource group.
+_NICS = NicCache()
 
 Handler = Callable[[func.HttpRequest, df.DurableOrchestrationClient], Awaitable[func.HttpResponse]]
 
@@ -108,7 +113,7 @@ async def _guarded(
     try:
         return await handler(req, client)
     except ApiError as exc:
-        return _error(exc.status, exc.code, exc.message)
+        return _error(exc.status, exc.code, exc.message, exc.headers)
     except ConfigError as exc:
         return _error(503, "not_configured", str(exc))
     except AuthenticationError as exc:
@@ -134,6 +139,7 @@ async def _submit(
         existing = await _existing(client, body.request_id, action, grant, caller)
         if existing is not None:
             return existing
+    await _refuse_a_flood(client, config, caller, ip)
     now = dt.datetime.now(dt.UTC)
     request = build_move_request(action, grant, caller, body, now, config.limits, str(uuid.uuid4()))
     try:
@@ -156,6 +162,28 @@ async def _submit(
         request.context.get("event"),
     )
     return _accepted(request.request_id, ip, action, RequestStatus.QUEUED, None)
+
+
+async def _refuse_a_flood(
+    client: df.DurableOrchestrationClient, config: MoverConfig, caller: Caller, ip: str
+) -> None:
+    """429 when the caller already has as many requests holding or waiting as allowed.
+
+    The lock entity refuses the excess atomically too (a burst of POSTs may all
+    pass this check before any joins the queue); this answers the common case
+    before anything is queued.
+    """
+    state = await client.read_entity_state(lock_entity(ip))
+    lock = IpLock.from_dict(json_value(state.entity_state) if state.entity_exists else None)
+    limit = config.limits.max_pending_per_caller
+    if lock.pending_of(caller.principal_id) >= limit:
+        retry_after = max(1, math.ceil(config.limits.lock_poll_seconds))
+        raise ApiError(
+            429,
+            "too_many_pending",
+            f"this caller already has {limit} requests holding or waiting for {ip}'s lock",
+            {"Retry-After": str(retry_after)},
+        )
 
 
 async def _existing(
@@ -206,22 +234,24 @@ async def _read_ip(
     config, caller = _authenticate(req)
     cluster, spec = authorize_read_ip(config, caller, parse_ip(req.route_params["ip"]))
 
-    def holders() -> list[dict[str, Any]]:
+    def read_nics() -> list[NicView]:
         arm = network_client(config.arm, cluster.subscription_id)
-        nics = [nic_view(n) for n in arm.network_interfaces.list(cluster.resource_group)]
-        found = []
-        for nic in find_ip_holders(nics, spec.address):
-            member = cluster.member_by_vm(nic.vm_id) if nic.vm_id else None
-            found.append(
-                {"nic": nic.id, "vm": nic.vm_id, "member": member.name if member else None}
-            )
-        return found
+        return [nic_view(n) for n in arm.network_interfaces.list(cluster.resource_group)]
 
     try:
-        held_by = await asyncio.to_thread(holders)
+        read = await _NICS.nics(
+            cluster.subscription_id,
+            cluster.resource_group,
+            config.limits.ip_state_cache_seconds,
+            read_nics,
+        )
     except Exception as exc:
         error = map_sdk_error(exc)
         return _error(502, "arm_unavailable", f"could not read the NICs from ARM: {error}")
+    held_by = []
+    for nic in find_ip_holders(list(read.nics), spec.address):
+        member = cluster.member_by_vm(nic.vm_id) if nic.vm_id else None
+        held_by.append({"nic": nic.id, "vm": nic.vm_id, "member": member.name if member else None})
     lock_state = await client.read_entity_state(lock_entity(spec.address))
     lock = lock_state.entity_state if lock_state.entity_exists else None
     lock = json_value(lock) or {}
@@ -232,6 +262,7 @@ async def _read_ip(
             "cluster": cluster.name,
             "ipConfigName": spec.ip_config_name,
             "holders": held_by,
+            "holdersReadAt": _epoch_iso(read.read_at),
             "lock": {
                 "holder": lock.get("holder"),
                 "since": _epoch_iso(lock.get("since")),

@@ -11,13 +11,16 @@ __all__ = ["ApiError", "MoveGrant", "authorize_move", "authorize_read_ip", "is_o
 
 
 class ApiError(Exception):
-    """A request the API refuses: HTTP status, stable code, human message."""
+    """A request the API refuses: HTTP status, stable code, human message (and headers)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,11 @@ class Limits:
     # Waiters are woken by the releaser; this timer is the fallback re-check.
     lock_poll_seconds: float = 2.0
     history_size: int = 500
+    # Requests one caller may have holding or waiting for one IP's lock: a
+    # flood from one member cannot push another member's request back further.
+    max_pending_per_caller: int = 3
+    # How long GET /v1/ips/{ip} reuses one ARM read of the cluster's NICs.
+    ip_state_cache_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -263,6 +268,12 @@ def _parse_limits(raw: dict[str, Any], problems: list[str]) -> Limits:
             raw, "lockPollSeconds", d.lock_poll_seconds, "limits", problems
         ),
         history_size=_whole(raw, "historySize", d.history_size, "limits", problems),
+        max_pending_per_caller=_whole(
+            raw, "maxPendingPerCaller", d.max_pending_per_caller, "limits", problems
+        ),
+        ip_state_cache_seconds=_positive(
+            raw, "ipStateCacheSeconds", d.ip_state_cache_seconds, "limits", problems
+        ),
     )
     if limits.default_deadline_seconds > limits.max_deadline_seconds:
         problems.append("limits.defaultDeadlineSeconds: must not exceed maxDeadlineSeconds")

@@ -8,6 +8,11 @@ that asks (until then it may still renew); waiters that stop
 asking, or whose deadline passed, leave the queue. Times are epoch seconds
 passed in by the caller (the orchestration's replay-safe clock).
 
+Each request carries its caller (the identity that asked); a caller may have
+at most ``max_pending`` requests holding or waiting for the lock, so that one
+member's flood cannot push another member's request further back: an extra
+one is refused and never queued.
+
 A waiter names the external event that should wake it (a new name each time:
 the Python SDK mishandles repeated buffered events of one name); ``release``
 returns whom to wake, so the lock passes on at once instead of at the next
@@ -34,6 +39,7 @@ class Waiter:
     deadline: float
     last_seen: float
     wake_event: str | None = None
+    caller: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class Grant:
     position: int  # 0 when granted; else 1-based place in the queue
     holder: str | None
     lease_until: float | None = None
+    # Not queued: the caller already has max_pending requests holding or waiting.
+    refused: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -69,6 +77,7 @@ class IpLock:
     holder: str | None = None
     since: float | None = None
     lease_until: float | None = None
+    holder_caller: str | None = None
     queue: list[Waiter] = field(default_factory=list)
     # Why the last holder lost the lock without releasing it, for the audit.
     last_expired: str | None = None
@@ -82,6 +91,7 @@ class IpLock:
             holder=data.get("holder"),
             since=data.get("since"),
             lease_until=data.get("lease_until"),
+            holder_caller=data.get("holder_caller"),
             queue=[Waiter(**w) for w in data.get("queue", [])],
             last_expired=data.get("last_expired"),
         )
@@ -97,12 +107,16 @@ class IpLock:
         now: float,
         lease_seconds: float,
         wake_event: str | None = None,
+        caller: str | None = None,
+        max_pending: int | None = None,
     ) -> Grant:
         """Grant the lock to ``request_id`` if it is free and the request is first in line.
 
-        A request not yet queued joins the end of the queue; ``wake_event`` is
-        the event to raise on it when it becomes first and the lock is free.
-        The holder asking again just renews its lease.
+        A request not yet queued joins the end of the queue, unless its
+        ``caller`` already has ``max_pending`` requests holding or waiting
+        (refused, not queued); ``wake_event`` is the event to raise on it when
+        it becomes first and the lock is free. The holder asking again just
+        renews its lease.
         """
         self._expire(now)
         if self.holder == request_id:
@@ -114,13 +128,16 @@ class IpLock:
             return Grant(False, 0, self.holder)
         waiter = self._waiter(request_id)
         if waiter is None:
-            waiter = Waiter(request_id, deadline, now)
+            if max_pending is not None and caller and self.pending_of(caller) >= max_pending:
+                return Grant(False, 0, self.holder, refused=True)
+            waiter = Waiter(request_id, deadline, now, caller=caller)
             self.queue.append(waiter)
         waiter.last_seen = now
         waiter.wake_event = wake_event
         if self.holder is None and self.queue[0] is waiter:
             self.queue.pop(0)
             self.holder, self.since, self.lease_until = request_id, now, now + lease_seconds
+            self.holder_caller = waiter.caller
             return Grant(True, 0, self.holder, self.lease_until)
         return Grant(False, self.queue.index(waiter) + 1, self.holder)
 
@@ -141,7 +158,7 @@ class IpLock:
     def release(self, request_id: str, now: float) -> Wake | None:
         """Give up the lock or a place in the queue; whom to wake, if anyone."""
         if self.holder == request_id:
-            self.holder = self.since = self.lease_until = None
+            self.holder = self.since = self.lease_until = self.holder_caller = None
         else:
             self.queue = [w for w in self.queue if w.request_id != request_id]
         self._expire(now)
@@ -149,13 +166,18 @@ class IpLock:
             return Wake(self.queue[0].request_id, self.queue[0].wake_event)
         return None
 
+    def pending_of(self, caller: str) -> int:
+        """How many requests of ``caller`` hold or wait for the lock."""
+        held = 1 if self.holder is not None and self.holder_caller == caller else 0
+        return held + sum(1 for w in self.queue if w.caller == caller)
+
     def _waiter(self, request_id: str) -> Waiter | None:
         return next((w for w in self.queue if w.request_id == request_id), None)
 
     def _expire(self, now: float) -> None:
         if self.holder is not None and self.lease_until is not None and now >= self.lease_until:
             self.last_expired = f"{self.holder} lost the lock: its lease ran out"
-            self.holder = self.since = self.lease_until = None
+            self.holder = self.since = self.lease_until = self.holder_caller = None
         self.queue = [
             w for w in self.queue if w.deadline > now and now - w.last_seen < STALE_WAITER_SECONDS
         ]

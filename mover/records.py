@@ -8,12 +8,15 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "MAX_REFUSED_RECORDS",
+    "REFUSED_CODE",
     "Action",
     "MoveRequest",
     "RequestLimits",
     "RequestRecord",
     "RequestStatus",
     "Step",
+    "append_record",
     "iso",
     "parse_iso",
 ]
@@ -73,6 +76,7 @@ class RequestLimits:
     lock_lease_seconds: float = 120.0
     lock_poll_seconds: float = 2.0
     history_size: int = 500
+    max_pending_per_caller: int = 3
 
 
 @dataclass(frozen=True)
@@ -198,3 +202,30 @@ def _step_to_api(step: Step) -> dict[str, Any]:
         "retried": step.retried,
         "error": step.error,
     }
+
+
+# Refused requests (too many pending from one caller) did nothing: the history
+# keeps only the newest few of them, so a flood cannot push real records out.
+MAX_REFUSED_RECORDS = 10
+REFUSED_CODE = "too_many_pending"
+
+
+def append_record(
+    records: list[dict[str, Any]], record: dict[str, Any], limit: int
+) -> list[dict[str, Any]]:
+    """The IP's history with ``record`` appended (newest last, at most ``limit``).
+
+    A replayed append (at-least-once delivery) replaces, never duplicates; of
+    refused requests only the newest MAX_REFUSED_RECORDS are kept.
+    """
+    kept = [r for r in records if r.get("requestId") != record["requestId"]]
+    kept.append(record)
+    refused = [i for i, r in enumerate(kept) if _error_code(r) == REFUSED_CODE]
+    dropped = set(refused[:-MAX_REFUSED_RECORDS])
+    kept = [r for i, r in enumerate(kept) if i not in dropped]
+    return kept[-limit:]
+
+
+def _error_code(record: dict[str, Any]) -> str | None:
+    error = record.get("error")
+    return error.get("code") if isinstance(error, dict) else None

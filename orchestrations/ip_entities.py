@@ -7,6 +7,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from mover.lock import IpLock
+from mover.records import append_record
 
 __all__ = ["IP_HISTORY", "IP_LOCK", "bp", "history_entity", "lock_entity"]
 
@@ -39,6 +40,8 @@ def ip_lock(context: df.DurableEntityContext) -> None:
             args["now"],
             args["leaseSeconds"],
             args.get("wakeEvent"),
+            args.get("caller"),
+            args.get("maxPending"),
         ).to_dict()
     elif operation == "renew":
         result = lock.renew(args["requestId"], args["now"], args["leaseSeconds"])
@@ -58,9 +61,6 @@ def ip_history(context: df.DurableEntityContext) -> None:
     args: dict[str, Any] = context.get_input() or {}
     if context.operation_name != "append":
         raise ValueError(f"ip_history has no operation {context.operation_name!r}")
-    record = args["record"]
-    # A replayed append (at-least-once delivery) replaces, never duplicates.
-    records = [r for r in records if r.get("requestId") != record["requestId"]]
-    records.append(record)
-    context.set_state(records[-int(args["limit"]) :])
+    records = append_record(records, args["record"], int(args["limit"]))
+    context.set_state(records)
     context.set_result(len(records))

@@ -24,7 +24,16 @@ from activities.lock_wakeup import WAKE_WAITER
 from activities.network import LIST_NICS, UPDATE_NIC, WAIT_FOR_NIC_UPDATE
 from mover.errors import ErrorInfo, MoverError, PermanentError
 from mover.planning import Change, NicView, plan_acquire, plan_release
-from mover.records import Action, MoveRequest, RequestRecord, RequestStatus, Step, iso, parse_iso
+from mover.records import (
+    REFUSED_CODE,
+    Action,
+    MoveRequest,
+    RequestRecord,
+    RequestStatus,
+    Step,
+    iso,
+    parse_iso,
+)
 from mover.retry import retry_delay
 
 from .ip_entities import history_entity, lock_entity
@@ -51,7 +60,11 @@ Steps = Generator[Any, Any, Any]
 def move_ip(context: df.DurableOrchestrationContext) -> Steps:
     """Serialize, apply and verify one acquire or release of a secondary IP."""
     run = MoveRun(context, MoveRequest.from_dict(context.get_input()))
-    if not (yield from run.wait_for_lock()):
+    granted = yield from run.wait_for_lock()
+    if granted is None:
+        run.end(RequestStatus.FAILED, run.refused_error())
+        return (yield from run.record_in_history())
+    if not granted:
         run.end(RequestStatus.EXPIRED, run.expired_error())
         return (yield from run.record_in_history())
     try:
@@ -128,7 +141,8 @@ class MoveRun:
     # -- the lock ------------------------------------------------------------
 
     def wait_for_lock(self) -> Steps:
-        """Wait for the IP's lock: True once granted, False if the deadline passes first.
+        """Wait for the IP's lock: True once granted, False if the deadline passes first,
+        None if refused (the caller already has as many pending requests as allowed).
 
         The releaser wakes the next waiter with an event; a timer re-checks
         anyway (lost wake-ups, holders whose lease ran out).
@@ -144,6 +158,8 @@ class MoveRun:
             grant = yield self.context.call_entity(
                 self.lock, "try_acquire", {**self._lock_args(), "wakeEvent": wake_event}
             )
+            if grant.get("refused"):
+                return None
             if grant["granted"]:
                 self.lease_until = grant["lease_until"]
                 self.record.status = RequestStatus.RUNNING
@@ -188,6 +204,8 @@ class MoveRun:
             "deadline": self.deadline,
             "now": self.now(),
             "leaseSeconds": self.limits.lock_lease_seconds,
+            "caller": self.request.caller_principal,
+            "maxPending": self.limits.max_pending_per_caller,
         }
 
     # -- the move ------------------------------------------------------------
@@ -332,6 +350,14 @@ class MoveRun:
             "code": "expired",
             "message": "the deadline passed while the request waited for the IP's lock; "
             "nothing was changed",
+        }
+
+    def refused_error(self) -> dict[str, Any]:
+        """Why a request was never queued."""
+        return {
+            "code": REFUSED_CODE,
+            "message": f"the caller already has {self.limits.max_pending_per_caller} requests "
+            f"holding or waiting for {self.request.ip}'s lock; nothing was changed",
         }
 
     def failure(self, error: MoverError) -> dict[str, Any]:

@@ -254,12 +254,21 @@ def test_time_and_size_settings_must_be_positive_numbers(section, key, value):
     assert problems_of(raw) == [f"{section}.{key}: must be a positive number"]
 
 
+@pytest.mark.parametrize("key", ["historySize", "maxPendingPerCaller"])
 @pytest.mark.parametrize("value", [0, -5, "10", True, None, 0.5, 2.5])
-def test_history_size_must_be_a_whole_number_of_at_least_one(value):
+def test_counts_must_be_whole_numbers_of_at_least_one(key, value):
     raw = config_dict()
-    raw["limits"] = {"historySize": value}
+    raw["limits"] = {key: value}
 
-    assert problems_of(raw) == ["limits.historySize: must be a whole number of at least 1"]
+    assert problems_of(raw) == [f"limits.{key}: must be a whole number of at least 1"]
+
+
+@pytest.mark.parametrize("value", [0, -1, "5", None])
+def test_ip_state_cache_seconds_must_be_positive(value):
+    raw = config_dict()
+    raw["limits"] = {"ipStateCacheSeconds": value}
+
+    assert problems_of(raw) == ["limits.ipStateCacheSeconds: must be a positive number"]
 
 
 def test_default_deadline_must_not_exceed_the_maximum():

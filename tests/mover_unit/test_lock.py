@@ -322,6 +322,7 @@ def test_grant_and_wake_are_json_ready():
         "position": 0,
         "holder": "A",
         "lease_until": 5.0,
+        "refused": False,
     }
     assert Grant(False, 2, "A").to_dict()["lease_until"] is None
     assert Wake("B", "wake-B").to_dict() == {"request_id": "B", "event": "wake-B"}
@@ -333,3 +334,50 @@ def test_a_request_past_its_deadline_is_neither_granted_nor_queued():
     assert grant.granted is False
     assert queue_of(lock) == []
     assert lock.holder is None
+
+
+# -- one caller's share of the queue ---------------------------------------------
+
+
+def test_a_caller_with_max_pending_requests_is_refused_and_not_queued():
+    lock = IpLock()
+    assert lock.try_acquire("A1", T0 + 100, T0, LEASE, caller="a", max_pending=2).granted
+    assert lock.try_acquire("A2", T0 + 100, T0 + 1, LEASE, caller="a", max_pending=2).position == 1
+
+    refused = lock.try_acquire("A3", T0 + 100, T0 + 2, LEASE, caller="a", max_pending=2)
+
+    assert refused == Grant(False, 0, "A1", refused=True)
+    assert queue_of(lock) == ["A2"]
+    assert lock.pending_of("a") == 2
+
+
+def test_another_caller_is_not_held_back_by_a_flooding_one():
+    lock = IpLock()
+    for i in range(2):
+        lock.try_acquire(f"A{i}", T0 + 100, T0 + i, LEASE, caller="a", max_pending=2)
+    for i in range(2, 300):
+        lock.try_acquire(f"A{i}", T0 + 100, T0 + i / 100, LEASE, caller="a", max_pending=2)
+
+    grant = lock.try_acquire("B", T0 + 100, T0 + 5, LEASE, caller="b", max_pending=2)
+
+    assert grant.position == 2  # behind a's queued request only, not 298 of them
+    assert queue_of(lock) == ["A1", "B"]
+
+
+def test_a_queued_request_asking_again_is_never_refused():
+    lock = IpLock()
+    lock.try_acquire("A1", T0 + 100, T0, LEASE, caller="a", max_pending=2)
+    lock.try_acquire("A2", T0 + 100, T0 + 1, LEASE, caller="a", max_pending=2)
+
+    again = lock.try_acquire("A2", T0 + 100, T0 + 2, LEASE, caller="a", max_pending=1)
+
+    assert (again.refused, again.position) == (False, 1)
+
+
+def test_a_released_or_expired_request_frees_its_callers_place():
+    lock = IpLock()
+    lock.try_acquire("A1", T0 + 100, T0, LEASE, caller="a", max_pending=1)
+    lock.release("A1", T0 + 1)
+
+    assert lock.try_acquire("A2", T0 + 100, T0 + 2, LEASE, caller="a", max_pending=1).granted
+    assert lock.pending_of("a") == 1

@@ -219,3 +219,28 @@ def test_record_api_form_shows_each_step_with_timings_and_arm_operation():
 
 def test_record_api_form_does_not_expose_the_callers_principal():
     assert MEMBERS["server01"].principal_id not in json.dumps(finished_record().to_api())
+
+
+def test_history_keeps_only_the_newest_refused_records():
+    from mover.records import MAX_REFUSED_RECORDS, REFUSED_CODE, append_record
+
+    def record(i: int, code: str | None) -> dict:
+        return {"requestId": f"r{i}", "error": {"code": code, "message": ""} if code else None}
+
+    history: list[dict] = [record(0, None)]
+    for i in range(1, 40):
+        history = append_record(history, record(i, REFUSED_CODE), limit=20)
+    history = append_record(history, record(40, None), limit=20)
+
+    assert history[0]["requestId"] == "r0"  # the real record survives the flood
+    refused = [r for r in history if r["error"]]
+    assert len(refused) == MAX_REFUSED_RECORDS
+    assert refused[-1]["requestId"] == "r39"
+    assert history[-1]["requestId"] == "r40"
+
+
+def test_a_replayed_append_replaces_the_record():
+    from mover.records import append_record
+
+    history = append_record([{"requestId": "a", "v": 1}], {"requestId": "a", "v": 2}, limit=5)
+    assert history == [{"requestId": "a", "v": 2}]
