@@ -101,7 +101,9 @@ def test_a_permanent_error_fails_with_its_reason_and_frees_the_lock(
     assert record["error"]["code"] == "AuthorizationFailed"
     assert "does not have authorization" in record["error"]["message"]
     assert mover.holders() == [NIC["server01"]], "nothing may change after a refused remove"
-    # The lock was released: the next request runs.
+    # The lock was released at once (not freed later by its lease running out).
+    lock = mover.get(f"ips/{IP}", "server02").json()["lock"]
+    assert (lock["holder"], lock["queue"]) == (None, [])
     assert mover.move("acquire", "server02")["status"] == "succeeded"
 
 
