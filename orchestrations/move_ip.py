@@ -303,7 +303,12 @@ class MoveRun:
     def _wait_for_update(self, change: Change, operation_url: str | None) -> Steps:
         """Follow the NIC update to its end: None when it succeeded, else its error."""
         while True:
-            budget = min(_UPDATE_WAIT_BUDGET_SECONDS, self.deadline - self.now())
+            # Each wait returns well within the lease, so the lease is renewed in time.
+            budget = min(
+                _UPDATE_WAIT_BUDGET_SECONDS,
+                self.limits.lock_lease_seconds / 2,
+                self.deadline - self.now(),
+            )
             if budget <= 0:
                 return ErrorInfo("deadline_exceeded", "the NIC update outlasted the deadline", True)
             yield from self.renew_lock()

@@ -1,7 +1,8 @@
 """The per-IP lock judged from outside: ARM's own record of NIC operations, not the mover's audit.
 
-A stack of its own with a short lease (2 s) and NIC updates of 1.5 s, so that a
-move outlasts its lease and only renewal keeps other requests out.
+A stack of its own with a short lease (2 s) and NIC updates of 1.5 s, so that
+every move outlasts its lease (renewal runs) and waits for a NIC update are
+cut to half a lease.
 """
 
 from __future__ import annotations
