@@ -17,7 +17,7 @@ PURELIB := import sysconfig; print(sysconfig.get_paths()["purelib"])
 DEB_PACKAGES := resource-agents libxml2-utils shellcheck time
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench lint format venv system-deps clean
+.PHONY: demo test bench lint format venv system-deps clean package
 
 venv: $(STAMP)
 
@@ -66,5 +66,9 @@ demo: $(STAMP)
 bench: system-deps $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
+# The zip a publish would send (the app only; see .funcignore): dist/app.zip.
+package: $(STAMP)
+	$(PY) infra/package.py --output dist/app.zip
+
 clean:
-	rm -rf $(VENV) $(WORKER_VENV) .state .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(WORKER_VENV) .state .pytest_cache .ruff_cache dist
