@@ -86,40 +86,56 @@ class NicView:
 
 @dataclass(frozen=True)
 class Change:
-    """One NIC write: take the IP off a NIC, or put it on one."""
+    """One NIC write: take the IP off a NIC, put it on one, or repair a failed NIC."""
 
-    kind: str  # "remove" | "add"
+    kind: str  # "remove" | "add" | "repair" (PUT the NIC as it is: Azure's remedy for Failed)
     nic_id: str
     nic_name: str
 
 
+# A NIC update is done only when ARM says Succeeded; Failed needs a repair, and
+# anything else (Updating...) is still in progress.
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+
+
 @dataclass(frozen=True)
 class Plan:
-    """The writes that make the desired state true; empty when it already is."""
+    """The writes that make the desired state true; empty when it already is.
+
+    ``waiting`` names NICs whose update is still in progress: not done yet,
+    read them again later.
+    """
 
     target_nic: NicView
     holders: tuple[str, ...]
     changes: tuple[Change, ...]
+    waiting: tuple[str, ...] = ()
 
     @property
     def done(self) -> bool:
-        """Nothing to change: no ARM write needed."""
-        return not self.changes
+        """Nothing to change and nothing in progress: the move is complete."""
+        return not self.changes and not self.waiting
 
 
 @dataclass(frozen=True)
 class NicEdit:
-    """How to change one NIC's ip-configurations (names to drop, one to add)."""
+    """How to change one NIC's ip-configurations (names to drop, one to add).
+
+    ``rewrite``: PUT the NIC even without a change to its ip-configurations
+    (a NIC left Failed is repaired by writing it again).
+    """
 
     remove_names: tuple[str, ...] = ()
     add_name: str | None = None
     add_address: str | None = None
     add_subnet_id: str | None = None
+    rewrite: bool = False
 
     @property
     def is_noop(self) -> bool:
-        """Whether the NIC is already as wanted."""
-        return not self.remove_names and self.add_name is None
+        """Whether the NIC is already as wanted (and needs no repair)."""
+        return not self.remove_names and self.add_name is None and not self.rewrite
 
 
 def _same_id(a: str | None, b: str | None) -> bool:
@@ -160,6 +176,7 @@ def plan_acquire(
     address: str,
     member_vm_ids: tuple[str, ...] = (),
     force: bool = False,
+    touched: tuple[str, ...] = (),
 ) -> Plan:
     """Remove the IP from every other NIC, then add it to the VM's NIC (if not there).
 
@@ -189,16 +206,19 @@ def plan_acquire(
         changes.append(Change("remove", nic.id, nic.name))
     if target.config_holding(address) is None:
         changes.append(Change("add", target.id, target.name))
-    return Plan(target, tuple(n.id for n in holders), tuple(changes))
+    return _with_states(Plan(target, tuple(n.id for n in holders), tuple(changes)), nics, touched)
 
 
-def plan_release(nics: list[NicView], vm_id: str, address: str) -> Plan:
+def plan_release(
+    nics: list[NicView], vm_id: str, address: str, touched: tuple[str, ...] = ()
+) -> Plan:
     """Remove the IP from the VM's own NIC; never touch another NIC."""
     target = find_vm_nic(nics, vm_id, address)
     holders = find_ip_holders(nics, address)
     config = target.config_holding(address)
     if config is None:
-        return Plan(target, tuple(n.id for n in holders), ())
+        # Already released; a NIC this request wrote must still end Succeeded.
+        return _with_states(Plan(target, tuple(n.id for n in holders), ()), nics, touched, False)
     if config.primary:
         raise PermanentError(
             "ip_is_primary", f"{address} is the primary address of {target.name}; not releasing it"
@@ -206,13 +226,44 @@ def plan_release(nics: list[NicView], vm_id: str, address: str) -> Plan:
     return Plan(target, tuple(n.id for n in holders), (Change("remove", target.id, target.name),))
 
 
+def _with_states(
+    plan: Plan, nics: list[NicView], touched: tuple[str, ...], include_target: bool = True
+) -> Plan:
+    """Add what the NICs' provisioning states still require once the writes are planned.
+
+    The NIC that must end with the IP (the target of an acquire) and every NIC
+    this request wrote must be Succeeded: one left Failed gets a repair (a PUT
+    of the NIC as it is), one still Updating is waited for. A NIC with a
+    planned write needs no repair of its own: that write is one.
+    """
+    planned = {c.nic_id.lower() for c in plan.changes}
+    relevant = {t.lower() for t in touched}
+    if include_target:
+        relevant.add(plan.target_nic.id.lower())
+    repairs: list[Change] = []
+    waiting: list[str] = []
+    for nic in nics:
+        key = nic.id.lower()
+        if key not in relevant or key in planned or nic.provisioning_state == SUCCEEDED:
+            continue
+        if nic.provisioning_state == FAILED:
+            repairs.append(Change("repair", nic.id, nic.name))
+        else:
+            waiting.append(nic.id)
+    return Plan(plan.target_nic, plan.holders, (*plan.changes, *repairs), tuple(waiting))
+
+
 def plan_nic_edit(nic: NicView, change: Change, address: str, ip_config_name: str) -> NicEdit:
     """What to do to this NIC's ip-configurations for ``change``.
 
     Re-decided on the NIC as just read, so a retried or repeated step is a no-op
     when it already happened. The new ip-config joins the subnet of the NIC's
-    primary one, with a static address. Raises PermanentError when it cannot.
+    primary one, with a static address. A repair rewrites a NIC that ARM left
+    Failed, and is a no-op on one that is Succeeded again. Raises
+    PermanentError when it cannot.
     """
+    if change.kind == "repair":
+        return NicEdit(rewrite=nic.provisioning_state == FAILED)
     if change.kind == "remove":
         names = tuple(c.name for c in nic.ip_configs if c.address == address and not c.primary)
         return NicEdit(remove_names=names)

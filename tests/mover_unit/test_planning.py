@@ -461,3 +461,69 @@ def test_nic_view_from_minimal_dict_defaults_the_optional_fields():
     assert view.vm_id is None
     assert view.provisioning_state is None
     assert view.ip_configs[0] == ipc("c", None, False, None)
+
+
+# -- provisioning states: only Succeeded is done -----------------------------------
+
+
+def in_state(view: NicView, state: str) -> NicView:
+    return dataclasses.replace(view, provisioning_state=state)
+
+
+def test_the_ip_on_a_failed_target_nic_is_not_done_it_is_repaired():
+    nics = [in_state(nic("nic1", VM1, vip()), "Failed"), nic("nic2", VM2)]
+
+    plan = plan_acquire(nics, VM1, IP1, MEMBERS)
+
+    assert plan.changes == (Change("repair", nic_id("nic1"), "nic1"),)
+    assert not plan.done
+
+
+@pytest.mark.parametrize("state", ["Updating", "Deleting", None])
+def test_a_target_nic_still_updating_is_waited_for(state):
+    nics = [in_state(nic("nic1", VM1, vip()), state), nic("nic2", VM2)]
+
+    plan = plan_acquire(nics, VM1, IP1, MEMBERS)
+
+    assert (plan.changes, plan.waiting) == ((), (nic_id("nic1"),))
+    assert not plan.done
+
+
+def test_a_nic_this_request_wrote_must_end_succeeded_too():
+    # The remove from nic2 happened but left the NIC Failed: repair the loser as well.
+    nics = [nic("nic1", VM1, vip()), in_state(nic("nic2", VM2), "Failed")]
+
+    plan = plan_acquire(nics, VM1, IP1, MEMBERS, touched=(nic_id("nic2").upper(),))
+
+    assert plan.changes == (Change("repair", nic_id("nic2"), "nic2"),)
+
+
+def test_a_failed_nic_the_request_did_not_write_is_not_its_business():
+    nics = [nic("nic1", VM1, vip()), in_state(nic("nic2", VM2), "Failed")]
+
+    assert plan_acquire(nics, VM1, IP1, MEMBERS).done
+
+
+def test_a_planned_write_is_the_repair_of_a_failed_nic():
+    nics = [nic("nic1", VM1), in_state(nic("nic2", VM2, vip()), "Failed")]
+
+    plan = plan_acquire(nics, VM1, IP1, MEMBERS, touched=(nic_id("nic2"),))
+
+    assert [c.kind for c in plan.changes] == ["remove", "add"]
+
+
+def test_a_release_waits_for_the_nic_it_wrote():
+    nics = [in_state(nic("nic1", VM1), "Updating")]
+
+    plan = plan_release(nics, VM1, IP1, touched=(nic_id("nic1"),))
+
+    assert plan.waiting == (nic_id("nic1"),)
+    assert plan_release([nic("nic1", VM1)], VM1, IP1, touched=(nic_id("nic1"),)).done
+
+
+def test_a_repair_rewrites_a_failed_nic_and_leaves_a_healthy_one_alone():
+    change = Change("repair", nic_id("nic1"), "nic1")
+    failed = in_state(nic("nic1", VM1, vip()), "Failed")
+
+    assert plan_nic_edit(failed, change, IP1, IP1_CONFIG) == NicEdit(rewrite=True)
+    assert plan_nic_edit(nic("nic1", VM1, vip()), change, IP1, IP1_CONFIG).is_noop
