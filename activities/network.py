@@ -81,7 +81,9 @@ def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
                 )
             )
         # Everything else of the NIC (DNS, forwarding, NSG, public IPs, tags)
-        # goes back as read; If-Match makes a concurrent writer's change win.
+        # goes back as read (a repair changes nothing at all: Azure's remedy
+        # for a NIC left Failed is to PUT it again); If-Match makes a
+        # concurrent writer's change win.
         nic.ip_configurations = configs
         response = client.network_interfaces.begin_create_or_update(
             group,

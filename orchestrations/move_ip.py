@@ -48,6 +48,11 @@ log = logging.getLogger("mover.orchestration")
 # renewed between calls.
 _UPDATE_WAIT_BUDGET_SECONDS = 60.0
 
+# How soon a NIC still updating (per ARM's provisioningState) is read again.
+_STATE_RECHECK_SECONDS = 1.0
+
+_STEP_OF_CHANGE = {"remove": "remove_ip_config", "add": "add_ip_config", "repair": "repair_nic"}
+
 # The NIC changed under us so that the plan no longer holds: read again.
 _REPLAN_CODES = frozenset({"PrivateIPAddressInUse", "PrivateIPAddressIsAllocated"})
 
@@ -215,14 +220,20 @@ class MoveRun:
         request = self.request
         acquiring = request.action == Action.ACQUIRE
         step_name = "find_holder"
+        touched: list[str] = []  # NICs this request wrote: each must end Succeeded
         while True:
             nics = yield from self.read_nics(step_name)
             if acquiring:
                 plan = plan_acquire(
-                    nics, request.vm_id, request.ip, request.member_vm_ids, request.force
+                    nics,
+                    request.vm_id,
+                    request.ip,
+                    request.member_vm_ids,
+                    request.force,
+                    tuple(touched),
                 )
             else:
-                plan = plan_release(nics, request.vm_id, request.ip)
+                plan = plan_release(nics, request.vm_id, request.ip, tuple(touched))
             if step_name == "find_holder":
                 self.record.from_nics = [h for h in plan.holders if h != plan.target_nic.id]
                 self.record.to_nic = plan.target_nic.id if acquiring else None
@@ -233,7 +244,12 @@ class MoveRun:
                 self._publish()
                 return
             step_name = "verify"
+            if not plan.changes:
+                # A NIC is still updating (ours, or someone else's write): look again soon.
+                yield from self._wait_for_states(plan.waiting, nics)
+                continue
             for change in plan.changes:
+                touched.append(change.nic_id)
                 if (yield from self.apply(change)):
                     break  # transient failure: read again and re-plan
 
@@ -260,7 +276,7 @@ class MoveRun:
         so a change that did happen is a no-op); a NIC that changed under us in
         a way that invalidates the plan (the IP now in use elsewhere) re-plans.
         """
-        name = "remove_ip_config" if change.kind == "remove" else "add_ip_config"
+        name = _STEP_OF_CHANGE[change.kind]
         step = self._start_step(name, nic=change.nic_id)
         while True:
             yield from self.renew_lock()
@@ -294,7 +310,7 @@ class MoveRun:
                 self._end_step(step, error)
                 return True
         self._end_step(step)
-        if self.request.action == Action.ACQUIRE:
+        if self.request.action == Action.ACQUIRE and change.kind != "repair":
             # Between a remove and the add, the IP is on no NIC: say so plainly.
             self.record.unassigned = change.kind == "remove"
             self._publish()
@@ -327,6 +343,14 @@ class MoveRun:
             error = ErrorInfo.from_dict(outcome["error"])
             if error.code != "StillUpdating":
                 return error
+
+    def _wait_for_states(self, waiting: tuple[str, ...], nics: list[NicView]) -> Steps:
+        """Wait a little for NICs whose update is in progress, within the deadline."""
+        if self.now() + _STATE_RECHECK_SECONDS >= self.deadline:
+            states = {n.id: n.provisioning_state for n in nics}
+            still = ", ".join(f"{w.rsplit('/', 1)[-1]} ({states.get(w)})" for w in waiting)
+            raise PermanentError("deadline_exceeded", f"the deadline passed while {still} updated")
+        yield self.context.create_timer(_utc(self.now() + _STATE_RECHECK_SECONDS))
 
     def _back_off(self, step: Step, error: ErrorInfo) -> Steps:
         """Wait before retrying a step, or end the request when retrying cannot help."""
