@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,23 +11,9 @@ import requests
 
 from emulator.launch import REPO_ROOT, start_service
 
-from .conftest import SAMPLE_APP, HostClient, start_sample_host
+from .conftest import SAMPLE_APP, HostClient, run_host_expecting_exit, start_sample_host
 
 REFUSED_APPS = Path(__file__).parent / "refused_apps"
-
-
-def run_host_expecting_exit(app_dir: Path, state: Path, **env: str) -> subprocess.CompletedProcess:
-    """Run ``python -m emulator host`` on ``app_dir``; it must exit by itself."""
-    full_env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), **env)
-    command = [sys.executable, "-m", "emulator", "host", "--app-dir", str(app_dir)]
-    return subprocess.run(
-        [*command, "--state", str(state), "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=full_env,
-        cwd=REPO_ROOT,
-    )
 
 
 @pytest.mark.parametrize(

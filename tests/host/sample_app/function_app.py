@@ -258,6 +258,21 @@ def slow(spec: dict) -> dict:
     return {"step": spec["step"], "runs": runs}
 
 
+@bp.timer_trigger(arg_name="timer", schedule="* * * * * *")
+@bp.durable_client_input(client_name="client")
+async def tick(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    """Every second: record what the host handed over (the timer, a working durable client)."""
+    probe = await client.get_status("no-such-instance")
+    record = {
+        "past_due": timer.past_due,
+        "schedule": timer.schedule,
+        "schedule_status": timer.schedule_status,
+        "probe": probe.runtime_status,
+    }
+    with (_COUNTERS / "tick.jsonl").open("a") as out:
+        out.write(json.dumps(record) + "\n")
+
+
 @bp.entity_trigger(context_name="context")
 def counter(context: df.DurableEntityContext):
     """A counter entity."""
