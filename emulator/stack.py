@@ -12,7 +12,7 @@ import json
 import os
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ class LocalStack:
     config: dict[str, Any]
     config_path: Path
     state_dir: Path
+    # App settings of the host besides the configuration and identity (kept across restarts).
+    host_settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def api(self) -> str:
@@ -93,7 +95,9 @@ class LocalStack:
             self.host.kill()
         else:
             self.host.stop()
-        self.host = _start_host(self.state_dir, self.config_path, self.ready, self.host_port)
+        self.host = _start_host(
+            self.state_dir, self.config_path, self.ready, self.host_port, self.host_settings
+        )
 
     @property
     def host_port(self) -> int:
@@ -164,11 +168,14 @@ def start_stack(
     host_port: int = 0,
     lro_poll_seconds: float | None = None,
     host_emulator_root: Path = REPO_ROOT,
+    host_settings: dict[str, str] | None = None,
 ) -> LocalStack:
     """Start the local Azure and the host with the mover app; return when both are ready.
 
+    ``host_settings`` are further app settings (e.g. ``MOVER_RETENTION_SCHEDULE``);
     ``host_emulator_root`` runs the host of another checkout (benchmarks only).
     """
+    settings = dict(host_settings or {})
     state_dir.mkdir(parents=True, exist_ok=True)
     azure = start_service(
         ["azure", "--topology", topology, "--state", str(state_dir / "azure"), *(azure_args or [])],
@@ -181,11 +188,11 @@ def start_stack(
         config["operators"] = operators or []
         config_path = state_dir / "mover-config.json"
         config_path.write_text(json.dumps(config, indent=2))
-        host = _start_host(state_dir, config_path, ready, host_port, host_emulator_root)
+        host = _start_host(state_dir, config_path, ready, host_port, settings, host_emulator_root)
     except BaseException:
         azure.stop()
         raise
-    return LocalStack(azure, host, ready, control, config, config_path, state_dir)
+    return LocalStack(azure, host, ready, control, config, config_path, state_dir, settings)
 
 
 def _start_host(
@@ -193,9 +200,10 @@ def _start_host(
     config_path: Path,
     ready: ReadyInfo,
     port: int,
+    settings: dict[str, str] | None = None,
     emulator_root: Path = REPO_ROOT,
 ) -> ServiceProcess:
-    env = {"MOVER_CONFIG_FILE": str(config_path), **ready.app_identity_env()}
+    env = {**(settings or {}), "MOVER_CONFIG_FILE": str(config_path), **ready.app_identity_env()}
     deadline = time.monotonic() + 30
     while True:
         try:

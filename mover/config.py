@@ -113,7 +113,7 @@ class ArmSettings:
 
 @dataclass(frozen=True)
 class Limits:
-    """Time limits of requests and of the per-IP lock."""
+    """Time limits of requests and of the per-IP lock, and how long requests are kept."""
 
     default_deadline_seconds: float = 300.0
     max_deadline_seconds: float = 1800.0
@@ -126,6 +126,9 @@ class Limits:
     max_pending_per_caller: int = 3
     # How long GET /v1/ips/{ip} reuses one ARM read of the cluster's NICs.
     ip_state_cache_seconds: float = 5.0
+    # A finished request's orchestration instance is purged this long after it
+    # was created; its record stays in the IP's history.
+    retention_days: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -274,9 +277,14 @@ def _parse_limits(raw: dict[str, Any], problems: list[str]) -> Limits:
         ip_state_cache_seconds=_positive(
             raw, "ipStateCacheSeconds", d.ip_state_cache_seconds, "limits", problems
         ),
+        retention_days=_positive(raw, "retentionDays", d.retention_days, "limits", problems),
     )
     if limits.default_deadline_seconds > limits.max_deadline_seconds:
         problems.append("limits.defaultDeadlineSeconds: must not exceed maxDeadlineSeconds")
+    if limits.retention_days * 86400 <= limits.max_deadline_seconds:
+        # A request is purged only once its deadline has passed, so that a
+        # retried POST can never find it gone and queue the move again.
+        problems.append("limits.retentionDays: must be longer than maxDeadlineSeconds")
     return limits
 
 

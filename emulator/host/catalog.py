@@ -2,18 +2,30 @@
 
 The host does not import the app: Microsoft's worker indexes it and answers
 FunctionsMetadata with each function's id and raw bindings (JSON). The host
-routes HTTP requests, orchestrations, activities and entities from that.
+routes HTTP requests, orchestrations, activities and entities from that, and
+reads each timer's schedule (a function whose schedule the timer extension
+would not accept fails indexing).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FunctionCatalog", "HttpFunction", "IndexedFunction", "build_catalog", "compile_route"]
+from .schedules import Schedule, monitor_is_disabled, parse_timer_schedule
+
+__all__ = [
+    "FunctionCatalog",
+    "HttpFunction",
+    "IndexedFunction",
+    "TimerFunction",
+    "build_catalog",
+    "compile_route",
+]
 
 
 @dataclass
@@ -44,6 +56,26 @@ class HttpFunction:
 
 
 @dataclass
+class TimerFunction:
+    """A timer-triggered function with its schedule, as the timer extension reads the binding.
+
+    ``use_monitor`` is already off when the extension would turn it off (a
+    sub-minute schedule).
+    """
+
+    function: IndexedFunction
+    expression: str
+    schedule: Schedule
+    run_on_startup: bool
+    use_monitor: bool
+
+    @property
+    def timer_name(self) -> str:
+        """The listener's name (``{type}.{method}`` of the host's generated ``Host.Functions``)."""
+        return f"Host.Functions.{self.function.name}"
+
+
+@dataclass
 class FunctionCatalog:
     """The app's functions, indexed the way the host dispatches to them."""
 
@@ -51,6 +83,7 @@ class FunctionCatalog:
     orchestrators: dict[str, IndexedFunction] = field(default_factory=dict)
     activities: dict[str, IndexedFunction] = field(default_factory=dict)
     entities: dict[str, IndexedFunction] = field(default_factory=dict)
+    timers: list[TimerFunction] = field(default_factory=list)
 
     def orchestrator(self, name: str) -> IndexedFunction | None:
         """Orchestrator by name; function names are case-insensitive in Azure Functions."""
@@ -75,10 +108,14 @@ class FunctionCatalog:
         return found
 
 
-def build_catalog(functions: Iterable[Any]) -> FunctionCatalog:
+def build_catalog(
+    functions: Iterable[Any], settings: Mapping[str, str] | None = None
+) -> FunctionCatalog:
     """Arrange the worker's function metadata (``RpcFunctionMetadata``) for dispatch.
 
-    Raises ValueError for a trigger the host does not emulate.
+    ``settings`` are the app settings that ``%NAME%`` in a timer's schedule
+    refers to. Raises ValueError for a trigger the host does not emulate and
+    for a timer schedule the timer extension would refuse.
     """
     catalog = FunctionCatalog()
     for fn in functions:
@@ -100,6 +137,8 @@ def build_catalog(functions: Iterable[Any]) -> FunctionCatalog:
             catalog.activities[(trigger.get("activity") or indexed.name).lower()] = indexed
         elif kind == "entityTrigger":
             catalog.entities[(trigger.get("entityName") or indexed.name).lower()] = indexed
+        elif kind == "timerTrigger":
+            catalog.timers.append(_timer_function(indexed, trigger, settings or {}))
         else:
             raise ValueError(f"function {indexed.name!r}: trigger {kind!r} is not supported")
     # Literal segments win over parameters, as in ASP.NET routing.
@@ -118,6 +157,38 @@ def _http_function(indexed: IndexedFunction, trigger: dict[str, Any]) -> HttpFun
         auth_level=auth_level,
         pattern=compile_route(route),
     )
+
+
+def _timer_function(
+    indexed: IndexedFunction, trigger: dict[str, Any], settings: Mapping[str, str]
+) -> TimerFunction:
+    """The timer binding as the host's TimerTriggerScriptBinding and the extension read it."""
+    expression = str(trigger.get("schedule") or "")
+    try:
+        schedule = parse_timer_schedule(expression, settings)
+    except ValueError as exc:
+        # The host's FunctionIndexingException wording; Azure's host then starts
+        # without this function (AllowPartialHostStartup), the local host refuses the app.
+        raise ValueError(f"Error indexing method 'Functions.{indexed.name}': {exc}") from None
+    use_monitor = _flag(trigger.get("useMonitor"), default=True)
+    if use_monitor and monitor_is_disabled(schedule, dt.datetime.now(dt.UTC)):
+        use_monitor = False
+    return TimerFunction(
+        function=indexed,
+        expression=expression,
+        schedule=schedule,
+        run_on_startup=_flag(trigger.get("runOnStartup"), default=False),
+        use_monitor=use_monitor,
+    )
+
+
+def _flag(value: Any, default: bool) -> bool:
+    """A boolean binding property: JSON true/false, or its text."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
 
 
 _PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::[^}?=]+)?(\?)?\}")

@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .server import HostConfig, LocalHost
+from .server import AppIndexError, HostConfig, LocalHost
 from .worker.pool import PROXY_WORKER, AppLoadError, process_count_setting
 
 __all__ = ["main"]
@@ -87,6 +87,14 @@ async def _serve(config: HostConfig) -> int:
         return 1
     try:
         await host.start()
+    except AppIndexError as exc:
+        # Azure's host starts without that function and reports it in error; the
+        # local host refuses the app, for the same reason as below.
+        print(
+            f"error: the host could not index the app in {config.app_dir}: {exc}", file=sys.stderr
+        )
+        await host.stop()
+        return 1
     except AppLoadError as exc:
         # `func start` logs the worker's message and serves no function; exit
         # instead, so that an app Azure would not load cannot pass a test or a demo.

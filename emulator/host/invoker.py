@@ -4,7 +4,8 @@ For every invocation the host supplies the function's input bindings as
 ``TypedData``, as Azure's host and the Durable extension (out-of-process
 "OrchestratorShim" protocol, the one Python uses) do: the HTTP trigger as
 ``RpcHttp``; orchestration and entity contexts, activity inputs and the durable
-client binding all as ``string``. The worker answers with the function's
+client binding all as ``string``; a timer's ``TimerInfo`` as ``json`` (built
+by ``timers.py``). The worker answers with the function's
 ``$return`` value or a failure carrying the exception's ``Type: message`` and
 stack trace.
 """
@@ -24,7 +25,9 @@ from .worker.pool import WorkerPool
 __all__ = ["InvocationOutcome", "Invoker", "typed_value"]
 
 # Input bindings the host knows how to supply (trigger types are routed by the catalog).
-_TRIGGERS = frozenset({"httpTrigger", "orchestrationTrigger", "activityTrigger", "entityTrigger"})
+_TRIGGERS = frozenset(
+    {"httpTrigger", "orchestrationTrigger", "activityTrigger", "entityTrigger", "timerTrigger"}
+)
 
 
 @dataclass

@@ -33,6 +33,9 @@ __all__ = ["HubSettings", "ManagementApi"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 RUNNING_STATES = frozenset({"Pending", "Running"})
+# The statuses DurableTask.AzureStorage lets a purge by filter select
+# (AzureTableTrackingStore.PurgeInstanceHistoryAsync); any other is dropped.
+PURGEABLE_STATES = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
 MAX_INSTANCE_ID_LENGTH = 256
 
 
@@ -95,6 +98,8 @@ class ManagementApi:
         r.add_post(prefix + "orchestrators/{name}/{instance_id}", wrap(self.start))
         r.add_get(prefix + "instances", wrap(self.list_instances))
         r.add_get(prefix + "instances/", wrap(self.list_instances))
+        r.add_delete(prefix + "instances", wrap(self.purge_by_filter))
+        r.add_delete(prefix + "instances/", wrap(self.purge_by_filter))
         r.add_get(prefix + "instances/{instance_id}", wrap(self.get_status))
         r.add_delete(prefix + "instances/{instance_id}", wrap(self.purge))
         r.add_post(prefix + "instances/{instance_id}/raiseEvent/{event}", wrap(self.raise_event))
@@ -182,17 +187,19 @@ class ManagementApi:
         q = request.query
         wanted = {s for s in q.get("runtimeStatus", "").split(",") if s}
         prefix = q.get("instanceIdPrefix", "")
-        created_from = q.get("createdTimeFrom")
-        created_to = q.get("createdTimeTo")
+        # As the extension: a time that does not parse is no filter.
+        created_from = _query_time(q.get("createdTimeFrom"))
+        created_to = _query_time(q.get("createdTimeTo"))
         found = []
         for instance in self._store.list_instances():
             if wanted and instance.runtime_status not in wanted:
                 continue
             if prefix and not instance.instance_id.startswith(prefix):
                 continue
-            if created_from and instance.created_time < created_from:
+            created = parse_time(instance.created_time)
+            if created_from and created < created_from:
                 continue
-            if created_to and instance.created_time > created_to:
+            if created_to and created > created_to:
                 continue
             found.append(
                 self._status_body(instance, show_input=_flag(q.get("showInput"), default=True))
@@ -241,6 +248,35 @@ class ManagementApi:
     async def purge(self, request: web.Request) -> web.Response:
         """Delete an ended instance and its history: 200 with the count, 404 otherwise."""
         deleted = self._store.purge_instance(request.match_info["instance_id"])
+        if not deleted:
+            return web.Response(status=404)
+        return web.json_response({"instancesDeleted": deleted})
+
+    async def purge_by_filter(self, request: web.Request) -> web.Response:
+        """Delete the instances created in a time window, optionally of some statuses.
+
+        As the extension's ``HandleDeleteHistoryWithFiltersRequestAsync`` on Azure
+        Storage: ``createdTimeFrom`` is required (400 otherwise), ``createdTimeTo``
+        defaults to now, both inclusive; ``runtimeStatus`` (comma-separated,
+        repeatable, case-sensitive names or numbers; unknown ones ignored) keeps
+        only Completed, Failed, Terminated and Canceled, and when none of those
+        remains **every status is purged**, running instances and entities
+        included. 200 ``{"instancesDeleted": N}``, 404 when nothing matched.
+        """
+        q = request.query
+        created_from = _query_time(q.get("createdTimeFrom"))
+        if created_from is None:
+            return web.json_response(
+                "Please provide value for 'createdTimeFrom' parameter.", status=400
+            )
+        created_to = _query_time(q.get("createdTimeTo")) or utc_now()
+        requested = {
+            status
+            for value in q.getall("runtimeStatus", [])
+            for status in _orchestration_statuses(value)
+        }
+        statuses = frozenset(requested & PURGEABLE_STATES) or None
+        deleted = self._store.purge_instances(created_from, created_to, statuses)
         if not deleted:
             return web.Response(status=404)
         return web.json_response({"instancesDeleted": deleted})
@@ -406,6 +442,34 @@ def _scheduled_time(timestamp: str) -> str:
     moment = parse_time(timestamp).astimezone(dt.UTC)
     fraction = f"{moment.microsecond:06d}".rstrip("0")
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "+00:00"
+
+
+def _query_time(value: str | None) -> dt.datetime | None:
+    """A date-time query parameter (ISO 8601; no offset means UTC), or None when it does not parse.
+
+    The extension uses .NET's ``DateTime.TryParse``, which also takes
+    culture-specific forms; ISO 8601 is what the SDKs send.
+    """
+    if not value:
+        return None
+    try:
+        return parse_time(value.strip())
+    except ValueError:
+        return None
+
+
+def _orchestration_statuses(value: str) -> list[str]:
+    """``Enum.TryParse<OrchestrationStatus>`` over a comma-separated list: names or numbers."""
+    found = []
+    for part in value.split(","):
+        part = part.strip()
+        if part.lstrip("-").isdigit():
+            status = _ORCHESTRATION_STATUS.get(int(part))
+            if status is not None:
+                found.append(status)
+        elif part in _ORCHESTRATION_STATUS.values():
+            found.append(part)
+    return found
 
 
 def _pascal(name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,19 @@ from .invoker import Invoker
 from .keys import HostKeys, load_or_create_keys
 from .management_api import HubSettings, ManagementApi
 from .store import DurableStore
+from .timers import TimerScheduler
 from .worker.pool import AppLoadError, WorkerPool
 
-__all__ = ["HostConfig", "LocalHost"]
+__all__ = ["AppIndexError", "HostConfig", "LocalHost"]
 
 # The host's default request size limit (100 MB); apps enforce their own, smaller ones.
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 WEBHOOK_PREFIX = "/runtime/webhooks/durabletask/"
 RPC_PREFIX = "/durabletask/"
+
+
+class AppIndexError(AppLoadError):
+    """The worker loaded the app, but the host cannot index one of its functions."""
 
 
 @dataclass
@@ -65,21 +71,25 @@ class LocalHost:
         self.catalog = FunctionCatalog()
         self.store: DurableStore | None = None
         self.dispatcher: Dispatcher | None = None
+        self.timers: TimerScheduler | None = None
         self.base_url = ""
         self.rpc_base_url = ""
         self._runners: list[web.AppRunner] = []
 
     async def start(self) -> None:
-        """Start the workers (they index the app), bind both ports, start the dispatcher.
+        """Start the workers (they index the app), bind both ports, start the dispatcher and timers.
 
-        Raises AppLoadError, with the worker's message, when the app cannot load.
+        Raises AppLoadError, with the worker's message, when the app cannot load;
+        AppIndexError when a function's bindings are refused by the host (e.g.
+        a timer schedule that is not NCRONTAB).
         """
         await self.workers.start()
         try:
-            self.catalog = build_catalog(self.workers.functions)
+            # App settings are the process environment, as in Azure (``%NAME%`` in schedules).
+            self.catalog = build_catalog(self.workers.functions, os.environ)
         except ValueError as exc:
             await self.workers.stop()
-            raise AppLoadError(str(exc)) from exc
+            raise AppIndexError(str(exc)) from exc
         invoker = Invoker(self.workers, asyncio.get_running_loop(), self.client_binding)
         self.store = DurableStore(self.config.state_dir / "durable.sqlite")
         self.dispatcher = Dispatcher(
@@ -106,9 +116,14 @@ class LocalHost:
         self.base_url = f"http://{shown_host}:{public_port}"
         self.rpc_base_url = f"http://127.0.0.1:{rpc_port}{RPC_PREFIX}"
         self.dispatcher.start()
+        self.timers = TimerScheduler(self.catalog.timers, invoker, self.config.state_dir)
+        self.timers.start()
 
     async def stop(self) -> None:
-        """Stop serving, let running work finish, stop the workers, close the store."""
+        """Stop timers and serving, let running work finish, stop the workers, close the store."""
+        if self.timers is not None:
+            # First: a timer function under way may still call the management API.
+            await self.timers.stop()
         for runner in self._runners:
             await runner.cleanup()
         if self.dispatcher is not None:
@@ -132,6 +147,7 @@ class LocalHost:
                 + [f.name for f in self.catalog.orchestrators.values()]
                 + [f.name for f in self.catalog.activities.values()]
                 + [f.name for f in self.catalog.entities.values()]
+                + [t.function.name for t in self.catalog.timers]
             ),
         }
 

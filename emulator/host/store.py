@@ -14,6 +14,7 @@ Azure).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 import threading
@@ -240,6 +241,50 @@ class DurableStore:
             self._delete_instance_rows(db, instance_id)
         return 1
 
+    def purge_instances(
+        self,
+        created_from: dt.datetime,
+        created_to: dt.datetime | None,
+        statuses: frozenset[str] | None,
+    ) -> int:
+        """Delete every instance created in ``[created_from, created_to]`` with one of ``statuses``.
+
+        As the Azure Storage backend's purge by filter (DurableTask.AzureStorage
+        ``AzureTableTrackingStore.DeleteHistoryAsync``): both bounds inclusive,
+        no upper bound when ``created_to`` is None. ``statuses`` None means any
+        status: running instances go too, and so do entities, which Azure
+        Storage keeps as instances ``@name@key`` created at their last batch
+        (approximated here by when their state was last written). Returns how
+        many were deleted.
+        """
+
+        def in_window(text: str) -> bool:
+            moment = _parse_stored_time(text)
+            return moment >= created_from and (created_to is None or moment <= created_to)
+
+        with self._transaction() as db:
+            doomed = [
+                row["instance_id"]
+                for row in db.execute(
+                    "SELECT instance_id, runtime_status, created_time FROM instances"
+                )
+                if (statuses is None or row["runtime_status"] in statuses)
+                and in_window(row["created_time"])
+            ]
+            for instance_id in doomed:
+                self._delete_instance_rows(db, instance_id)
+            if statuses is None:
+                entities = [
+                    row["entity_id"]
+                    for row in db.execute("SELECT entity_id, last_modified FROM entities")
+                    if in_window(row["last_modified"])
+                ]
+                for entity_id in entities:
+                    db.execute("DELETE FROM entities WHERE entity_id = ?", (entity_id,))
+                    db.execute("DELETE FROM messages WHERE instance_id = ?", (entity_id,))
+                doomed += entities
+        return len(doomed)
+
     @staticmethod
     def _delete_instance_rows(db: sqlite3.Connection, instance_id: str) -> None:
         for table in ("instances", "history", "messages", "activities"):
@@ -401,7 +446,12 @@ class DurableStore:
                     db.execute(
                         "INSERT OR REPLACE INTO entities (entity_id, state, last_modified)"
                         " VALUES (?, ?, ?)",
-                        (entity_id, state, _now_iso()),
+                        # Microseconds: a purge by filter compares it with the window.
+                        (
+                            entity_id,
+                            state,
+                            dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                        ),
                     )
 
 
@@ -460,6 +510,12 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
     columns = {row["name"] for row in db.execute("PRAGMA table_info(instances)")}
     if "version" not in columns:
         db.execute("ALTER TABLE instances ADD COLUMN version TEXT NOT NULL DEFAULT ''")
+
+
+def _parse_stored_time(text: str) -> dt.datetime:
+    """A stored timestamp (``...Z``, with or without fraction) as an aware UTC datetime."""
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _now_iso() -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from emulator.launch import ServiceProcess, start_service
+from emulator.launch import REPO_ROOT, ServiceProcess, start_service
 
 SAMPLE_APP = Path(__file__).parent / "sample_app"
 
@@ -84,6 +87,20 @@ def start_sample_host(
         ],
         log_path=state / "host.log",
         env={"SAMPLE_COUNTER_DIR": str(counters), **(env or {})},
+    )
+
+
+def run_host_expecting_exit(app_dir: Path, state: Path, **env: str) -> subprocess.CompletedProcess:
+    """Run ``python -m emulator host`` on ``app_dir``; it must exit by itself."""
+    full_env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), **env)
+    command = [sys.executable, "-m", "emulator", "host", "--app-dir", str(app_dir)]
+    return subprocess.run(
+        [*command, "--state", str(state), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=full_env,
+        cwd=REPO_ROOT,
     )
 
 

@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 
 from emulator.launch import REPO_ROOT, start_service
+from tests.app_functions import declared_function_names
 
-from .conftest import SAMPLE_APP, HostClient, start_sample_host
+from .conftest import SAMPLE_APP, HostClient, run_host_expecting_exit, start_sample_host
 
 REFUSED_APPS = Path(__file__).parent / "refused_apps"
-
-
-def run_host_expecting_exit(app_dir: Path, state: Path, **env: str) -> subprocess.CompletedProcess:
-    """Run ``python -m emulator host`` on ``app_dir``; it must exit by itself."""
-    full_env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), **env)
-    command = [sys.executable, "-m", "emulator", "host", "--app-dir", str(app_dir)]
-    return subprocess.run(
-        [*command, "--state", str(state), "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=full_env,
-        cwd=REPO_ROOT,
-    )
 
 
 @pytest.mark.parametrize(
@@ -58,9 +43,7 @@ def test_an_app_the_worker_cannot_index_is_refused_at_start(
 
 
 def test_the_repository_app_loads_every_function_it_declares(tmp_path: Path) -> None:
-    import function_app  # the app as Python sees it: every function it declares
-
-    declared = sorted(f.get_function_name() for f in function_app.app.get_functions())
+    declared = list(declared_function_names())  # the app as Python sees it
     service = start_service(
         ["host", "--app-dir", str(REPO_ROOT), "--state", str(tmp_path), "--port", "0"],
         log_path=tmp_path / "host.log",

@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from emulator.host.schedules import parse_timer_schedule
 from emulator.launch import REPO_ROOT
+from maintenance.retention import DEFAULT_SCHEDULE
 
 from .arm_template import (
     Call,
@@ -187,6 +189,15 @@ def test_app_settings_use_identity_based_storage_and_carry_the_configuration(tem
         "SCM_DO_BUILD_DURING_DEPLOYMENT",
     ):
         assert name not in settings
+
+
+def test_the_retention_schedule_is_an_app_setting_with_a_valid_hourly_default(template) -> None:
+    assert app_settings(template)["MOVER_RETENTION_SCHEDULE"] == "[parameters('retentionSchedule')]"
+    default = template["parameters"]["retentionSchedule"]["defaultValue"]
+    assert default == DEFAULT_SCHEDULE
+    # As the Functions host reads it: NCRONTAB with seconds, at minute 0 of every hour.
+    schedule = parse_timer_schedule(default, {})
+    assert schedule.normalized() == "0 0 * * * *"
 
 
 def test_storage_refuses_shared_keys_and_the_deployment_package_uses_the_identity(template) -> None:

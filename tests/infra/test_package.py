@@ -7,6 +7,7 @@ from pathlib import Path
 
 from emulator.launch import REPO_ROOT, start_service
 from infra.package import build_package
+from tests.app_functions import declared_function_names
 
 NEVER_DEPLOYED = ("emulator", "tests", "bench", "demo", "docs", "node_client", "infra", ".venv")
 
@@ -24,9 +25,7 @@ def test_the_package_holds_the_app_and_nothing_of_the_stand_ins(tmp_path: Path) 
 
 
 def test_the_packed_app_loads_every_function_in_the_worker(tmp_path: Path) -> None:
-    import function_app
-
-    declared = sorted(f.get_function_name() for f in function_app.app.get_functions())
+    declared = list(declared_function_names())
     build_package(REPO_ROOT, tmp_path / "app.zip")
     with zipfile.ZipFile(tmp_path / "app.zip") as archive:
         archive.extractall(tmp_path / "deployed")

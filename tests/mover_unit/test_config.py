@@ -83,13 +83,14 @@ def test_arm_and_limits_are_read_when_given():
         "lockLeaseSeconds": 30,
         "lockPollSeconds": 0.25,
         "historySize": 50,
+        "retentionDays": 0.5,
     }
 
     config = parse_config(raw)
 
     # The trailing slash is dropped so paths can be appended.
     assert config.arm == ArmSettings("https://localhost:8443", "/ca.pem", 2.0)
-    assert config.limits == Limits(60.0, 600.0, 30.0, 0.25, 50)
+    assert config.limits == Limits(60.0, 600.0, 30.0, 0.25, 50, retention_days=0.5)
 
 
 def test_guids_are_normalised_to_lower_case():
@@ -244,6 +245,7 @@ def test_arm_endpoint_must_be_https(endpoint):
         ("limits", "maxDeadlineSeconds"),
         ("limits", "lockLeaseSeconds"),
         ("limits", "lockPollSeconds"),
+        ("limits", "retentionDays"),
     ],
 )
 @pytest.mark.parametrize("value", [0, -5, "10", True, None])
@@ -276,6 +278,17 @@ def test_default_deadline_must_not_exceed_the_maximum():
     raw["limits"] = {"defaultDeadlineSeconds": 900, "maxDeadlineSeconds": 600}
 
     assert problems_of(raw) == ["limits.defaultDeadlineSeconds: must not exceed maxDeadlineSeconds"]
+
+
+def test_retention_must_outlast_the_longest_deadline():
+    # A request must not be purged while its node may still retry the POST.
+    raw = config_dict()
+    raw["limits"] = {"maxDeadlineSeconds": 8640, "defaultDeadlineSeconds": 60, "retentionDays": 0.1}
+
+    assert problems_of(raw) == ["limits.retentionDays: must be longer than maxDeadlineSeconds"]
+
+    raw["limits"]["retentionDays"] = 0.11
+    assert parse_config(raw).limits.retention_days == 0.11
 
 
 @pytest.mark.parametrize("operators", ["0e8f6d4c-9999-4b2a-8c1d-7f6e5d4c3b2a", ["admin"], [1]])

@@ -62,6 +62,21 @@ async def raise_event(
     return func.HttpResponse(status_code=202)
 
 
+@bp.route(route="purge", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def purge(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Purge by filter through the SDK client: body {"from", "to", "statuses"}."""
+    spec = req.get_json()
+    result = await client.purge_instance_history_by(
+        dt.datetime.fromisoformat(spec["from"]),
+        dt.datetime.fromisoformat(spec["to"]) if spec.get("to") else None,
+        [df.OrchestrationRuntimeStatus(s) for s in spec.get("statuses", [])],
+    )
+    return func.HttpResponse(
+        json.dumps({"instancesDeleted": result.instances_deleted}), mimetype="application/json"
+    )
+
+
 @bp.route(route="echo/{a}/{b?}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def echo(req: func.HttpRequest) -> func.HttpResponse:
     """Echo what the host handed to the function."""
@@ -256,6 +271,21 @@ def slow(spec: dict) -> dict:
     path.write_text(str(runs))
     time.sleep(spec["seconds"])
     return {"step": spec["step"], "runs": runs}
+
+
+@bp.timer_trigger(arg_name="timer", schedule="* * * * * *")
+@bp.durable_client_input(client_name="client")
+async def tick(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    """Every second: record what the host handed over (the timer, a working durable client)."""
+    probe = await client.get_status("no-such-instance")
+    record = {
+        "past_due": timer.past_due,
+        "schedule": timer.schedule,
+        "schedule_status": timer.schedule_status,
+        "probe": probe.runtime_status,
+    }
+    with (_COUNTERS / "tick.jsonl").open("a") as out:
+        out.write(json.dumps(record) + "\n")
 
 
 @bp.entity_trigger(context_name="context")

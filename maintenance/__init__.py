@@ -1,0 +1,1 @@
+"""Housekeeping of the task hub: purge of finished requests past their retention."""
