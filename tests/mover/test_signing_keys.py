@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import jwt
 import pytest
@@ -135,3 +136,25 @@ def test_the_host_log_shows_the_refetches(stack: LocalStack) -> None:
 
     assert "fetched 2 signing keys from" in log
     assert "a token names an unknown key id" in log
+
+
+def test_no_reachable_key_set_is_503_not_401(tmp_path: Path) -> None:
+    # Nothing listens on port 1: the issuer's keys cannot be fetched at all.
+    running = start_stack(
+        tmp_path,
+        azure_args=FAST_AZURE,
+        limits=FAST_LIMITS,
+        auth={"jwksUri": "https://127.0.0.1:1/keys", "keyRefetchCooldownSeconds": 30},
+    )
+    try:
+        r = requests.get(
+            f"{running.api}/ips/10.5.0.110",
+            headers={"Authorization": f"Bearer {vm_token(running)}"},
+            timeout=10,
+        )
+    finally:
+        running.stop()
+
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "keys_unavailable"
+    assert 1 <= int(r.headers["Retry-After"]) <= 30
