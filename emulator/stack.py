@@ -154,7 +154,6 @@ def mover_config_for(
             **({"lroPollSeconds": lro_poll_seconds} if lro_poll_seconds else {}),
         },
         "limits": limits or {},
-        "operators": [],
         "clusters": clusters,
     }
 
@@ -164,7 +163,7 @@ def start_stack(
     topology: str = "seed",
     azure_args: list[str] | None = None,
     limits: dict[str, Any] | None = None,
-    operators: list[str] | None = None,
+    auth: dict[str, Any] | None = None,
     host_port: int = 0,
     lro_poll_seconds: float | None = None,
     host_emulator_root: Path = REPO_ROOT,
@@ -173,7 +172,9 @@ def start_stack(
     """Start the local Azure and the host with the mover app; return when both are ready.
 
     ``host_settings`` are further app settings (e.g. ``MOVER_RETENTION_SCHEDULE``);
-    ``host_emulator_root`` runs the host of another checkout (benchmarks only).
+    ``auth`` adds to the configuration's ``auth`` section (e.g. ``operatorRole``,
+    ``keyRefreshSeconds``). ``host_emulator_root`` runs the host of another checkout
+    (benchmarks only).
     """
     settings = dict(host_settings or {})
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -185,7 +186,7 @@ def start_stack(
         ready = ReadyInfo.from_json(json.dumps(azure.info))
         control = AzureControl.from_ready(ready)
         config = mover_config_for(ready, control.topology(), limits, lro_poll_seconds)
-        config["operators"] = operators or []
+        config["auth"].update(auth or {})
         config_path = state_dir / "mover-config.json"
         config_path.write_text(json.dumps(config, indent=2))
         host = _start_host(state_dir, config_path, ready, host_port, settings, host_emulator_root)

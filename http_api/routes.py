@@ -29,9 +29,10 @@ from mover.intake import (
     parse_request_id,
 )
 from mover.lock import IpLock
+from mover.logtext import printable
 from mover.planning import NicView, find_ip_holders
 from mover.records import Action, MoveRequest, RequestStatus
-from mover.tokens import AuthenticationError, Caller
+from mover.tokens import AuthenticationError, Caller, KeysUnavailableError
 from orchestrations.ip_entities import history_entity, lock_entity
 from orchestrations.move_ip import MOVE_IP
 
@@ -117,8 +118,13 @@ async def _guarded(
     except ConfigError as exc:
         return _error(503, "not_configured", str(exc))
     except AuthenticationError as exc:
-        log.info("refused %s %s: %s", req.method, req.url, exc)
+        # Everything but the method is the caller's text: one escaped line each.
+        log.info("refused %s %s: %s", req.method, printable(req.url), printable(exc))
         return _error(401, "unauthenticated", str(exc), {"WWW-Authenticate": "Bearer"})
+    except KeysUnavailableError as exc:
+        log.warning("cannot authenticate %s %s: %s", req.method, printable(req.url), exc)
+        retry = str(math.ceil(exc.retry_after))
+        return _error(503, "keys_unavailable", str(exc), {"Retry-After": retry})
 
 
 def _authenticate(req: func.HttpRequest) -> tuple[MoverConfig, Caller]:
@@ -147,7 +153,9 @@ async def _submit(
     except Exception as exc:
         # Two POSTs with one requestId raced: the other one started it.
         log.info(
-            "start of %s refused (%s); answering with the existing one", request.request_id, exc
+            "start of %s refused (%s); answering with the existing one",
+            request.request_id,
+            printable(exc),
         )
         existing = await _existing(client, request.request_id, action, grant, caller)
         if existing is not None:
@@ -159,7 +167,7 @@ async def _submit(
         action,
         ip,
         request.member,
-        request.context.get("event"),
+        printable(request.context.get("event")),
     )
     return _accepted(request.request_id, ip, action, RequestStatus.QUEUED, None)
 
@@ -221,7 +229,8 @@ async def _read_request(
     request = _input_of(status) if status and status.runtime_status else None
     if request is None:
         raise ApiError(404, "unknown_request", f"no request {request_id}")
-    mine = request.caller_principal == caller.principal_id
+    # A VM's own request: the same identity, and a VM's kind of token.
+    mine = caller.app_only and request.caller_principal == caller.principal_id
     if not (mine or is_operator(config, caller)):
         # Not 403: another VM's request ids are not this caller's business.
         raise ApiError(404, "unknown_request", f"no request {request_id}")

@@ -1,4 +1,9 @@
-"""Who may do what: a member moves its cluster's IPs to itself; operators may do anything."""
+"""Who may do what: a member moves its cluster's IPs to itself; operators may do anything.
+
+A member is recognised only from an app-only token of its VM's managed identity
+(its ``oid``); an operator only from the app role ``auth.operatorRole`` in the
+token's ``roles``, whatever its object id.
+"""
 
 from __future__ import annotations
 
@@ -34,8 +39,8 @@ class MoveGrant:
 
 
 def is_operator(config: MoverConfig, caller: Caller) -> bool:
-    """Whether the caller's identity is a configured operator."""
-    return caller.principal_id in config.operators
+    """Whether the caller's token carries the operators' app role (an object id never suffices)."""
+    return config.auth.operator_role in caller.roles
 
 
 def authorize_move(
@@ -76,6 +81,13 @@ def authorize_read_ip(config: MoverConfig, caller: Caller, address: str) -> tupl
 
 
 def _member_of(cluster: Cluster, caller: Caller, address: str) -> Member:
+    if not caller.app_only:
+        # A user's (delegated) token never stands for a VM, whatever its object id.
+        raise ApiError(
+            403,
+            "not_a_member",
+            "only an app-only token of a member VM's managed identity identifies a member",
+        )
     member = cluster.member_by_principal(caller.principal_id)
     if member is None:
         raise ApiError(

@@ -1,4 +1,4 @@
-"""The mover's configuration: clusters, their IPs and members, operators, identity, ARM.
+"""The mover's configuration: clusters, their IPs and members, identity (operators' app role), ARM.
 
 Read from the app setting ``MOVER_CONFIG`` (a JSON document) or the file named
 by ``MOVER_CONFIG_FILE`` (local runs), and validated as a whole: every problem
@@ -14,7 +14,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,10 @@ _VM_ID = re.compile(
     re.IGNORECASE,
 )
 _IPCONFIG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+# An app role's value: no whitespace (Entra ID refuses spaces), printable ASCII.
+_APP_ROLE = re.compile(r"[!-~]{1,120}")
+# The signing keys are refetched at least this often ("every few hours"), at most.
+_MAX_KEY_REFRESH_SECONDS = 6 * 3600.0
 
 
 class ConfigError(ValueError):
@@ -91,13 +95,19 @@ class Cluster:
 
 @dataclass(frozen=True)
 class AuthSettings:
-    """How callers' tokens are validated."""
+    """How callers' tokens are validated, and which app role makes an operator."""
 
     tenant_id: str
     audience: str
     issuer: str
     jwks_uri: str
     ca_bundle: str | None = None
+    # The app role of the mover's app registration that operators are assigned.
+    operator_role: str = "IpMover.Operator"
+    # The issuer's signing keys are refetched when this old...
+    key_refresh_seconds: float = 3600.0
+    # ... and for a token with an unknown key id, but not more often than this.
+    key_refetch_cooldown_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -139,7 +149,6 @@ class MoverConfig:
     arm: ArmSettings
     limits: Limits
     clusters: tuple[Cluster, ...]
-    operators: frozenset[str] = field(default_factory=frozenset)
 
     def cluster_of_ip(self, address: str) -> tuple[Cluster, IpSpec] | None:
         """The cluster that owns this IP, with its spec."""
@@ -190,10 +199,12 @@ def parse_config(raw: Any) -> MoverConfig:
     arm = _parse_arm(_section(raw, "arm", problems), problems)
     limits = _parse_limits(_section(raw, "limits", problems), problems)
     default_subscription = raw.get("subscriptionId")
-    operators = raw.get("operators") or []
-    if not isinstance(operators, list) or not all(_is_guid(o) for o in operators):
-        problems.append("operators: must be a list of object ids (GUIDs)")
-        operators = []
+    if "operators" in raw:
+        # Object ids alone never make an operator: a token must carry the app role.
+        problems.append(
+            "operators: no longer supported; assign operators the app role named by "
+            "auth.operatorRole (default IpMover.Operator) in the app registration"
+        )
     clusters = []
     raw_clusters = raw.get("clusters")
     if not isinstance(raw_clusters, list) or not raw_clusters:
@@ -211,7 +222,6 @@ def parse_config(raw: Any) -> MoverConfig:
         arm=arm,
         limits=limits,
         clusters=tuple(clusters),
-        operators=frozenset(o.lower() for o in operators),
     )
 
 
@@ -234,6 +244,23 @@ def _parse_auth(raw: Any, problems: list[str]) -> AuthSettings | None:
     )
     if jwks and not _is_https(jwks):
         problems.append("auth.jwksUri: must be an https URL")
+    role = raw.get("operatorRole", AuthSettings.operator_role)
+    if not isinstance(role, str) or not _APP_ROLE.fullmatch(role):
+        problems.append("auth.operatorRole: an app role value (no spaces, at most 120 characters)")
+    refresh = _positive(
+        raw, "keyRefreshSeconds", AuthSettings.key_refresh_seconds, "auth", problems
+    )
+    if refresh > _MAX_KEY_REFRESH_SECONDS:
+        problems.append("auth.keyRefreshSeconds: at most 21600 (the keys roll over)")
+    cooldown = _positive(
+        raw,
+        "keyRefetchCooldownSeconds",
+        AuthSettings.key_refetch_cooldown_seconds,
+        "auth",
+        problems,
+    )
+    if cooldown > refresh:
+        problems.append("auth.keyRefetchCooldownSeconds: must not exceed keyRefreshSeconds")
     if problems and any(p.startswith("auth") for p in problems):
         return None
     return AuthSettings(
@@ -242,6 +269,9 @@ def _parse_auth(raw: Any, problems: list[str]) -> AuthSettings | None:
         issuer=issuer,
         jwks_uri=jwks,
         ca_bundle=raw.get("caBundle"),
+        operator_role=role,
+        key_refresh_seconds=refresh,
+        key_refetch_cooldown_seconds=cooldown,
     )
 
 

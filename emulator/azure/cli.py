@@ -38,7 +38,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--write-rate", type=float, default=10.0)
     parser.add_argument("--write-burst", type=int, default=200)
     parser.add_argument("--token-lifetime", type=int, default=86400, help="seconds")
-    parser.add_argument("--mirid-claim", choices=MIRID_MODES, default="all")
+    parser.add_argument("--mirid-claim", choices=MIRID_MODES, default="arm-only")
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--log-level", default="WARNING")
     return parser.parse_args(argv)

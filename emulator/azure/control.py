@@ -329,11 +329,60 @@ class AzureControl:
         *,
         claims: dict[str, Any] | None = None,
         forge: str | None = None,
+        roles: list[str] | None = None,
+        header: dict[str, Any] | None = None,
     ) -> str:
-        """Mint a token for ``principal`` ("app" or a VM name); ``claims`` override (None
-        removes a claim); ``forge`` = "alg-none" or "bad-signature" makes it invalid."""
-        body = {"principal": principal, "resource": resource, "claims": claims, "forge": forge}
+        """Mint an app-only token for ``principal`` ("app" or a VM name) as its managed
+        identity gets it; ``roles``: app roles assigned to it on the resource's app;
+        ``claims`` override (None removes a claim); ``header`` overrides JWT header fields
+        (re-signed with the signing key); ``forge`` = "alg-none", "bad-signature" or
+        "unknown-key" makes it invalid."""
+        body = {
+            "principal": principal,
+            "resource": resource,
+            "claims": claims,
+            "forge": forge,
+            "roles": roles,
+            "header": header,
+        }
         return str(self._call("POST", "/tokens", body)["access_token"])
+
+    def user_token(
+        self,
+        resource: str,
+        *,
+        upn: str = "operator@contoso.example",
+        oid: str | None = None,
+        scopes: str = "user_impersonation",
+        roles: list[str] | None = None,
+        claims: dict[str, Any] | None = None,
+    ) -> str:
+        """Mint a delegated token of user ``upn`` (object id ``oid``, else derived from the
+        UPN) as the Azure CLI gets it: ``scp`` = ``scopes``, ``roles`` = the app roles
+        assigned to the user; ``claims`` override (None removes a claim)."""
+        body = {
+            "principal": "user",
+            "resource": resource,
+            "upn": upn,
+            "oid": oid,
+            "scopes": scopes,
+            "roles": roles,
+            "claims": claims,
+        }
+        return str(self._call("POST", "/tokens", body)["access_token"])
+
+    def signing_keys(self) -> list[dict[str, Any]]:
+        """The published signing keys: ``kid`` and ``signing`` (signs new tokens)."""
+        return self._call("GET", "/keys")
+
+    def rotate_key(self, keep_previous: bool = True) -> str:
+        """A new key signs from now on (published at once); returns its ``kid``. The previous
+        key stays published unless ``keep_previous`` is false."""
+        return str(self._call("POST", "/keys/rotate", {"keep_previous": keep_previous})["kid"])
+
+    def drop_key(self, kid: str) -> None:
+        """Stop publishing key ``kid`` (not the signing key)."""
+        self._call("DELETE", f"/keys/{kid}")
 
     # -- waiting ----------------------------------------------------------------------
 

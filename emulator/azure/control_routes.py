@@ -7,6 +7,7 @@ No authentication: the emulator only listens on 127.0.0.1. The typed client is
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import jwt
@@ -14,8 +15,13 @@ from aiohttp import web
 
 from .core import Emulator
 from .faults import FaultRule
+from .requestlog import RequestRecord
+from .tokens import UserPrincipal
 
 __all__ = ["add_control_routes", "add_discovery_routes"]
+
+
+_DEFAULT_UPN = "operator@contoso.example"
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -160,34 +166,91 @@ def add_control_routes(app: web.Application, emu: Emulator) -> None:
 
     @routes.post("/_control/tokens")
     async def token(request: web.Request) -> web.Response:
-        body = await _body(request)
+        try:
+            body = await _body(request)
+        except ValueError as exc:
+            return _bad(str(exc))
         who = str(body.get("principal", "app"))
-        principal = emu.app_principal() if who == "app" else emu.vm_principal(who)
-        if principal is None:
-            return _bad("no such principal", 404)
         resource = str(body.get("resource", "https://management.azure.com/"))
-        issued = emu.issue_token(principal, resource, body.get("claims") or None)
+        roles = body.get("roles")
+        if roles is not None and (
+            not isinstance(roles, list) or not all(isinstance(r, str) for r in roles)
+        ):
+            return _bad("roles must be a list of strings")
+        if who == "user":
+            user = UserPrincipal.named(str(body.get("upn") or _DEFAULT_UPN), body.get("oid"))
+            issued = emu.issue_user_token(
+                user,
+                resource,
+                scopes=str(body.get("scopes") or "user_impersonation"),
+                roles=roles,
+                overrides=body.get("claims") or None,
+            )
+        else:
+            principal = emu.app_principal() if who == "app" else emu.vm_principal(who)
+            if principal is None:
+                return _bad("no such principal", 404)
+            issued = emu.issue_token(principal, resource, body.get("claims") or None, roles)
+        access_token = issued.access_token
+        if isinstance(body.get("header"), dict):
+            access_token = emu.issuer.with_header(access_token, body["header"])
         forge = body.get("forge")
         if not forge:
-            return _json({"access_token": issued.access_token, "expires_on": issued.expires_on})
-        claims = jwt.decode(issued.access_token, options={"verify_signature": False})
+            return _json({"access_token": access_token, "expires_on": issued.expires_on})
+        claims = jwt.decode(access_token, options={"verify_signature": False})
         try:
             return _json({"access_token": emu.issuer.forge(claims, str(forge))})
         except ValueError as exc:
             return _bad(str(exc))
 
+    @routes.get("/_control/keys")
+    async def keys(request: web.Request) -> web.Response:
+        return _json(emu.issuer.keys())
+
+    @routes.post("/_control/keys/rotate")
+    async def rotate_key(request: web.Request) -> web.Response:
+        try:
+            body = await _body(request)
+        except ValueError as exc:
+            return _bad(str(exc))
+        kid = emu.issuer.rotate(keep_previous=bool(body.get("keep_previous", True)))
+        return _json({"kid": kid, "keys": emu.issuer.keys()})
+
+    @routes.delete("/_control/keys/{kid}")
+    async def drop_key(request: web.Request) -> web.Response:
+        try:
+            emu.issuer.drop(request.match_info["kid"])
+        except KeyError:
+            return _bad("no such key", 404)
+        except ValueError as exc:
+            return _bad(str(exc), 409)
+        return _json({"keys": emu.issuer.keys()})
+
     app.router.add_routes(routes)
 
 
 def add_discovery_routes(app: web.Application, emu: Emulator) -> None:
-    """OpenID configuration and JWKS, v1 and v2 paths, for any tenant segment."""
+    """OpenID configuration and JWKS, v1 and v2 paths, for any tenant segment.
 
-    async def openid(request: web.Request) -> web.Response:
-        return _json(emu.issuer.openid_configuration(emu.arm_base))
+    Each fetch is logged with target ``issuer`` (how often validators refetch keys).
+    """
 
-    async def keys(request: web.Request) -> web.Response:
-        return _json(emu.issuer.jwks())
+    def logged(document: Any) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            response = _json(document())
+            emu.log.add(
+                RequestRecord(
+                    seq=0, time=time.time(), target="issuer", method=request.method,
+                    path=request.path, query=request.query_string, status=response.status,
+                    duration_ms=0.0,
+                )
+            )  # fmt: skip
+            return response
 
+        return handler
+
+    openid = logged(lambda: emu.issuer.openid_configuration(emu.arm_base))
+    keys = logged(emu.issuer.jwks)
     app.router.add_get("/{tenant}/.well-known/openid-configuration", openid)
     app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", openid)
     app.router.add_get("/{tenant}/discovery/keys", keys)

@@ -15,7 +15,7 @@ from .requestlog import RequestLog
 from .settings import Settings
 from .state import AzureState
 from .throttling import Throttler
-from .tokens import IssuedToken, Principal, TokenIssuer, is_arm_audience
+from .tokens import IssuedToken, Principal, TokenIssuer, UserPrincipal, is_arm_audience
 from .topology import Topology
 
 __all__ = ["Emulator"]
@@ -95,9 +95,14 @@ class Emulator:
         return vm.name if vm else object_id
 
     def issue_token(
-        self, principal: Principal, resource: str, overrides: dict[str, Any] | None = None
+        self,
+        principal: Principal,
+        resource: str,
+        overrides: dict[str, Any] | None = None,
+        roles: list[str] | None = None,
     ) -> IssuedToken:
-        """A token as the identity endpoints hand it out, honouring ``mirid_claim``."""
+        """An app-only token as the identity endpoints hand it out, honouring ``mirid_claim``
+        (by default only tokens for ARM carry ``xms_mirid``, a first-party-only claim)."""
         mode = self.settings.mirid_claim
         include_mirid = mode == "all" or (mode == "arm-only" and is_arm_audience(resource))
         return self.issuer.issue(
@@ -107,6 +112,21 @@ class Emulator:
             time.time(),
             include_mirid,
             overrides,
+            roles,
+        )
+
+    def issue_user_token(
+        self,
+        user: UserPrincipal,
+        resource: str,
+        *,
+        scopes: str = "user_impersonation",
+        roles: list[str] | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> IssuedToken:
+        """A delegated token of ``user`` (an operator signed in to the Azure CLI)."""
+        return self.issuer.issue_user(
+            user, resource, time.time(), scopes=scopes, roles=roles, overrides=overrides
         )
 
     # -- control ----------------------------------------------------------------------
@@ -126,3 +146,4 @@ class Emulator:
         if state:
             self.state.reset()
             self.state.save()
+            self.issuer.reset_keys()

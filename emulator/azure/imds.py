@@ -22,6 +22,9 @@ from .requestlog import RequestRecord
 
 __all__ = ["build_identity_app", "build_imds_app"]
 
+# "Supported API versions" of the IMDS documentation (MicrosoftDocs/azure-compute-docs,
+# articles/virtual-machines/instance-metadata-service.md), oldest first as /metadata/versions
+# lists them.
 IMDS_VERSIONS = [
     "2017-03-01",
     "2017-04-02",
@@ -48,19 +51,77 @@ IMDS_VERSIONS = [
     "2021-02-01",
     "2021-03-01",
     "2021-05-01",
+    "2021-08-01",
     "2021-10-01",
     "2021-11-01",
     "2021-11-15",
     "2021-12-13",
     "2023-07-01",
+    "2023-11-15",
+    "2024-03-15",
+    "2024-07-17",
+    "2025-04-07",
 ]
-_NEWEST = ["2023-07-01", "2021-12-13", "2021-11-15"]
+# The error of a missing or unknown api-version lists the three newest, newest first.
+_NEWEST = sorted(IMDS_VERSIONS, reverse=True)[:3]
+_BAD_VERSION = (
+    "Bad request. api-version is invalid or was not specified in the request. "
+    "For more information refer to aka.ms/azureimds"
+)
+# The identity category was introduced with 2018-02-01 ("use 2018-02-01 or greater").
+_IDENTITY_VERSIONS = frozenset(v for v in IMDS_VERSIONS if v >= "2018-02-01")
+
+# "Version introduced" of compute fields (the documentation's schema tables); a request
+# with an older api-version does not get them. Nested fields by dotted path.
+_COMPUTE_SINCE = {
+    "additionalCapabilities": "2021-11-01",
+    "azEnvironment": "2018-10-01",
+    "evictionPolicy": "2020-12-01",
+    "extendedLocation": "2021-03-01",
+    "host": "2021-11-15",
+    "hostGroup": "2021-11-15",
+    "isHostCompatibilityLayerVm": "2020-06-01",
+    "licenseType": "2020-09-01",
+    "osProfile": "2020-07-15",
+    "osProfile.disablePasswordAuthentication": "2020-10-01",
+    "physicalZone": "2023-11-15",
+    "placementGroupId": "2017-08-01",
+    "plan": "2018-04-02",
+    "platformSubFaultDomain": "2021-10-01",
+    "priority": "2020-12-01",
+    "provider": "2018-10-01",
+    "publicKeys": "2018-04-02",
+    "resourceGroupName": "2017-08-01",
+    "resourceId": "2019-03-11",
+    "securityProfile": "2020-06-01",
+    "securityProfile.encryptionAtHost": "2021-11-01",
+    "securityProfile.securityType": "2021-12-13",
+    "storageProfile": "2019-06-01",
+    "storageProfile.imageReference.communityGalleryImageId": "2023-07-01",
+    "storageProfile.imageReference.exactVersion": "2023-07-01",
+    "storageProfile.imageReference.sharedGalleryImageId": "2023-07-01",
+    "storageProfile.osDisk.encryptionSettings.diskEncryptionKey": "2021-11-01",
+    "storageProfile.osDisk.encryptionSettings.keyEncryptionKey": "2021-11-01",
+    "storageProfile.resourceDisk": "2021-02-01",
+    "subscriptionId": "2017-08-01",
+    "tags": "2017-08-01",
+    "tagsList": "2019-06-04",
+    "userData": "2021-01-01",
+    "virtualMachineScaleSet": "2021-03-01",
+    "vmScaleSetName": "2017-12-01",
+    "zone": "2017-12-01",
+}
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         text=json.dumps(body), status=status, headers=headers, content_type="application/json"
     )
+
+
+def _bad_version() -> web.Response:
+    """A missing or unknown api-version: the documented error with the newest versions."""
+    return _json({"error": _BAD_VERSION, "newest-versions": _NEWEST}, 400)
 
 
 def _vm_of(emu: Emulator, request: web.Request) -> str:
@@ -119,14 +180,29 @@ def _subnet_prefix(emu: Emulator, subnet_id: str) -> Any:
     return None
 
 
-def compute_json(emu: Emulator, vm_name: str) -> dict[str, Any]:
-    """``/metadata/instance/compute`` for a VM."""
+def compute_json(
+    emu: Emulator, vm_name: str, api_version: str = IMDS_VERSIONS[-1]
+) -> dict[str, Any]:
+    """``/metadata/instance/compute`` for a VM, with the fields ``api_version`` has.
+
+    Every primitive is a string; a field that does not apply is an empty string
+    (the documentation: "missing or inapplicable values are always included").
+    """
     topology = emu.topology
     vm = topology.vm(vm_name)
     assert vm is not None
     tags = emu.state.nics.get(vm.nics[0].name.lower(), {}).get("tags", {})
-    return {
+    disk_id = (
+        f"/subscriptions/{topology.subscription_id}/resourceGroups/{topology.resource_group}"
+        f"/providers/Microsoft.Compute/disks/{vm.name}_OsDisk_1_{vm.vm_id.replace('-', '')}"
+    )
+    document = {
+        "additionalCapabilities": {"hibernationEnabled": "false"},
         "azEnvironment": "AzurePublicCloud",
+        "evictionPolicy": "",
+        "extendedLocation": {"name": "", "type": ""},
+        "host": {"id": ""},
+        "hostGroup": {"id": ""},
         "isHostCompatibilityLayerVm": "false",
         "licenseType": "",
         "location": topology.location,
@@ -138,9 +214,11 @@ def compute_json(emu: Emulator, vm_name: str) -> dict[str, Any]:
             "disablePasswordAuthentication": "true",
         },
         "osType": "Linux",
+        "physicalZone": "",
         "placementGroupId": "",
         "plan": {"name": "", "product": "", "publisher": ""},
         "platformFaultDomain": "0",
+        "platformSubFaultDomain": "",
         "platformUpdateDomain": "0",
         "priority": "",
         "provider": "Microsoft.Compute",
@@ -148,18 +226,64 @@ def compute_json(emu: Emulator, vm_name: str) -> dict[str, Any]:
         "publisher": "RedHat",
         "resourceGroupName": topology.resource_group,
         "resourceId": emu.state.ids.vm(vm.name),
-        "securityProfile": {"secureBootEnabled": "false", "virtualTpmEnabled": "false"},
+        "securityProfile": {
+            "encryptionAtHost": "false",
+            "secureBootEnabled": "false",
+            "securityType": "",
+            "virtualTpmEnabled": "false",
+        },
         "sku": "8-lvm-gen2",
+        "storageProfile": {
+            "dataDisks": [],
+            "imageReference": {
+                "communityGalleryImageId": "",
+                "exactVersion": "",
+                "id": "",
+                "offer": "RHEL",
+                "publisher": "RedHat",
+                "sharedGalleryImageId": "",
+                "sku": "8-lvm-gen2",
+                "version": "latest",
+            },
+            "osDisk": {
+                "caching": "ReadWrite",
+                "createOption": "FromImage",
+                "diffDiskSettings": {"option": ""},
+                "diskSizeGB": "64",
+                "encryptionSettings": {
+                    "diskEncryptionKey": {"secretUrl": "", "sourceVault": {"id": ""}},
+                    "enabled": "false",
+                    "keyEncryptionKey": {"keyUrl": "", "sourceVault": {"id": ""}},
+                },
+                "image": {"uri": ""},
+                "managedDisk": {"id": disk_id, "storageAccountType": "Premium_LRS"},
+                "name": disk_id.rsplit("/", 1)[1],
+                "osType": "Linux",
+                "vhd": {"uri": ""},
+                "writeAcceleratorEnabled": "false",
+            },
+            "resourceDisk": {"size": "8192"},
+        },
         "subscriptionId": topology.subscription_id,
         "tags": ";".join(f"{k}:{v}" for k, v in tags.items()),
         "tagsList": [{"name": k, "value": v} for k, v in tags.items()],
         "userData": "",
         "version": "8.6.2022070801",
+        "virtualMachineScaleSet": {"id": ""},
         "vmId": vm.vm_id,
         "vmScaleSetName": "",
         "vmSize": vm.size,
         "zone": "",
     }
+    for path, since in _COMPUTE_SINCE.items():
+        if api_version < since:
+            *parents, leaf = path.split(".")
+            node: Any = document
+            for part in parents:
+                node = node.get(part, {}) if isinstance(node, dict) else {}
+            if isinstance(node, dict):
+                node.pop(leaf, None)
+    return document
 
 
 def _fault_response(
@@ -196,14 +320,8 @@ async def _token(emu: Emulator, request: web.Request, vm_name: str) -> web.Respo
             },
             400,
         )
-    if not query.get("api-version"):
-        return _json(
-            {
-                "error": "invalid_request",
-                "error_description": "Required query variable 'api-version' is missing",
-            },
-            400,
-        )
+    if query.get("api-version") not in _IDENTITY_VERSIONS:
+        return _bad_version()
     resource = query.get("resource")
     if not resource:
         return _json(
@@ -230,6 +348,7 @@ async def _token(emu: Emulator, request: web.Request, vm_name: str) -> web.Respo
     return _json(
         {
             "access_token": token.access_token,
+            "refresh_token": "",
             "client_id": principal.client_id,
             "expires_in": lifetime,
             "expires_on": str(token.expires_on),
@@ -245,25 +364,12 @@ def _instance(emu: Emulator, request: web.Request, vm_name: str, tail: str) -> w
     if request.headers.get("Metadata", "").lower() != "true":
         return _json({"error": "Bad request. Required metadata header not specified"}, 400)
     version = request.query.get("api-version")
-    if not version:
-        return _json(
-            {
-                "error": "Bad request. api-version was not specified in the request. "
-                "For more information refer to aka.ms/azureimds",
-                "newest-versions": _NEWEST,
-            },
-            400,
-        )
     if version not in IMDS_VERSIONS:
-        return _json(
-            {
-                "error": "Bad request. api-version is invalid or was not specified in the request. "
-                "For more information refer to aka.ms/azureimds",
-                "newest-versions": _NEWEST,
-            },
-            400,
-        )
-    document: Any = {"compute": compute_json(emu, vm_name), "network": network_json(emu, vm_name)}
+        return _bad_version()
+    document: Any = {
+        "compute": compute_json(emu, vm_name, version),
+        "network": network_json(emu, vm_name),
+    }
     for part in [p for p in tail.split("/") if p]:
         if isinstance(document, dict) and part in document:
             document = document[part]

@@ -7,7 +7,8 @@ from typing import Any
 
 __all__ = ["MIRID_MODES", "Settings"]
 
-# Which tokens carry xms_mirid: all of them, only those for ARM, or none.
+# Which tokens carry xms_mirid: all of them, only those for ARM (Entra ID: a first-party-only
+# claim, so not in tokens for an app registration's audience), or none.
 MIRID_MODES = ("all", "arm-only", "never")
 
 
@@ -22,7 +23,7 @@ class Settings:
     write_rate: float = 10.0
     write_burst: int = 200
     token_lifetime: int = 86400
-    mirid_claim: str = "all"
+    mirid_claim: str = "arm-only"
     page_size: int = 100
 
     def to_dict(self) -> dict[str, Any]:

@@ -266,6 +266,13 @@ def test_app_service_authentication_accepts_only_the_app_registration_audience(t
     assert "clientSecretSettingName" not in aad["registration"]  # validates tokens, no sign-in
 
 
+def test_app_service_authentication_admits_only_the_tenants_tokens(template) -> None:
+    # The built-in authorization policy's tenant requirement (checks the token's tid).
+    site = only(template, "Microsoft.Web/sites")
+    settings = {s["name"]: s["value"] for s in site["properties"]["siteConfig"]["appSettings"]}
+    assert settings["WEBSITE_AUTH_AAD_ALLOWED_TENANTS"] == "[parameters('tenantId')]"
+
+
 # --- the custom role and its assignment on each cluster resource group ------------------------
 
 

@@ -93,6 +93,7 @@ def test_example_configuration_is_valid_for_the_mover(parameters_example) -> Non
         json.loads(parameters_example["parameters"]["moverConfig"]["value"])
     )
     assert [c.name for c in parsed.clusters] == ["ha1"]
+    assert parsed.auth.operator_role == "IpMover.Operator"
 
 
 # --- the checks themselves catch broken examples ----------------------------------------------

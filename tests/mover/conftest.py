@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from emulator.stack import LocalStack, start_stack
+from emulator.stack import AUDIENCE, LocalStack, start_stack
 
 IP = "10.5.0.110"
 NIC = {"server01": "server01535", "server02": "server02800"}
@@ -20,8 +20,10 @@ FINISHED = ("succeeded", "failed", "expired")
 # Fast Azure: NIC updates take 0.3 s and ARM suggests polling after 0.2 s.
 FAST_AZURE = ["--nic-update-seconds", "0.3", "--retry-after", "0.2"]
 FAST_LIMITS = {"lockPollSeconds": 1.0, "lockLeaseSeconds": 30}
-# An operator identity (not a VM): may read everything and move an IP to a named member.
+# An operator (a user, not a VM): the app role lets it read everything and move an IP to a
+# named member; its object id alone does nothing.
 OPERATOR = "0e5f1d2c-3b4a-4c5d-8e6f-7a8b9c0d1e2f"
+OPERATOR_ROLE = "IpMover.Operator"
 
 
 class Mover:
@@ -38,6 +40,12 @@ class Mover:
         if vm not in self._tokens:
             self._tokens[vm] = self.stack.vm_token(vm)
         return self._tokens[vm]
+
+    def operator_token(self, roles: tuple[str, ...] = (OPERATOR_ROLE,), **claims: Any) -> str:
+        """The operator's delegated token (Azure CLI) for the app, with these app roles."""
+        return self.stack.control.user_token(
+            AUDIENCE, oid=OPERATOR, roles=list(roles) or None, claims=claims or None
+        )
 
     def post(
         self, action: str, vm: str, ip: str = IP, token: str | None = None, **body: Any
@@ -100,7 +108,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         azure_args=FAST_AZURE,
         limits=FAST_LIMITS,
         lro_poll_seconds=0.1,
-        operators=[OPERATOR],
     )
     try:
         yield running
@@ -123,6 +130,21 @@ def mover(stack: LocalStack) -> Iterator[Mover]:
     """A client, with ARM back at the seed state and no faults."""
     stack.control.reset()
     yield Mover(stack)
+
+
+@pytest.fixture
+def untouched(mover: Mover) -> Iterator[Mover]:
+    """Asserts after the test that ARM saw no write and no request was queued."""
+    seq = mover.stack.control.last_seq()
+    instances_before = _instance_count(mover)
+    yield mover
+    assert mover.writes_since(seq) == []
+    assert _instance_count(mover) == instances_before, "a refused request was queued"
+
+
+def _instance_count(mover: Mover) -> int:
+    r = requests.get(f"{mover.stack.rpc}instances/", timeout=10)
+    return len([i for i in r.json() if i["name"] == "move_ip"])
 
 
 def log_of(stack: LocalStack) -> str:

@@ -6,18 +6,17 @@ import json
 import uuid
 from pathlib import Path
 
+import pytest
 import requests
 
 from emulator.launch import REPO_ROOT, start_service
 from emulator.stack import AUDIENCE
 
-from .conftest import IP, NIC, OPERATOR, Mover
+from .conftest import IP, NIC, OPERATOR, OPERATOR_ROLE, Mover
 
 
 def _operator_token(mover: Mover) -> str:
-    return mover.stack.control.token(
-        "server01", AUDIENCE, claims={"oid": OPERATOR, "xms_mirid": None}
-    )
+    return mover.operator_token()
 
 
 def test_an_operator_moves_the_ip_to_a_named_member(mover: Mover) -> None:
@@ -50,6 +49,41 @@ def test_an_operator_reads_any_request_and_ip(mover: Mover) -> None:
     for path in (f"requests/{request_id}", f"ips/{IP}", f"ips/{IP}/history"):
         r = requests.get(f"{mover.stack.api}/{path}", headers=headers, timeout=10)
         assert r.status_code == 200, (path, r.text)
+
+
+def test_an_application_with_the_operator_role_is_an_operator(mover: Mover) -> None:
+    # An automation account's app-only token (service principal) assigned the app role.
+    token = mover.stack.control.token(
+        "app", AUDIENCE, claims={"oid": OPERATOR, "sub": OPERATOR}, roles=[OPERATOR_ROLE]
+    )
+
+    r = mover.post("acquire", "server01", token=token, target="server02")
+
+    assert r.status_code == 202, r.text
+    url = f"{mover.stack.api}/requests/{r.json()['requestId']}"
+    headers = {"Authorization": f"Bearer {token}"}
+    mover.stack.control.wait_for(
+        lambda: requests.get(url, headers=headers, timeout=10).json()["status"] == "succeeded",
+        timeout=30,
+    )
+    assert mover.holders() == [NIC["server02"]]
+
+
+@pytest.mark.parametrize(
+    "roles", [(), ("IpMover.Node",), ("ipmover.operator",)], ids=["no-role", "other", "case"]
+)
+def test_an_operator_without_the_app_role_is_refused(untouched: Mover, roles) -> None:
+    token = untouched.operator_token(roles=roles)
+    headers = {"Authorization": f"Bearer {token}"}
+
+    move = untouched.post("acquire", "server01", token=token, target="server02")
+    reads = [
+        requests.get(f"{untouched.stack.api}/{path}", headers=headers, timeout=10)
+        for path in (f"ips/{IP}", f"ips/{IP}/history")
+    ]
+
+    assert move.status_code == 403 and move.json()["error"]["code"] == "not_a_member"
+    assert [r.status_code for r in reads] == [403, 403]
 
 
 def test_a_broken_configuration_is_reported_with_every_reason(tmp_path: Path) -> None:

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 
+import jwt
 import pytest
 import requests
 
 from emulator.stack import AUDIENCE
 
 from .conftest import IP, Mover
-
-
-@pytest.fixture
-def untouched(mover: Mover):
-    """Asserts after the test that ARM saw no write and no request was queued."""
-    seq = mover.stack.control.last_seq()
-    instances_before = _instance_count(mover)
-    yield mover
-    assert mover.writes_since(seq) == []
-    assert _instance_count(mover) == instances_before, "a refused request was queued"
-
-
-def _instance_count(mover: Mover) -> int:
-    r = requests.get(f"{mover.stack.rpc}instances/", timeout=10)
-    return len([i for i in r.json() if i["name"] == "move_ip"])
 
 
 def _post_raw(mover: Mover, token: str | None, ip: str = IP, **kwargs) -> requests.Response:
@@ -162,3 +150,105 @@ def test_no_token_reaches_the_logs(mover: Mover) -> None:
     logs += (mover.stack.state_dir / "azure.log").read_text(errors="replace")
     assert token not in logs
     assert "eyJ" not in logs, "something that looks like a JWT was logged"
+
+
+# -- callers by kind of token ---------------------------------------------------
+
+
+def test_a_delegated_token_with_a_members_object_id_is_refused(untouched: Mover) -> None:
+    member = untouched.stack.config["clusters"][0]["members"][0]["principalId"]
+    token = untouched.stack.control.user_token(AUDIENCE, oid=member)
+
+    r = _post_raw(untouched, token)
+
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "not_a_member"
+
+
+def test_a_delegated_token_cannot_read_the_vms_own_request(mover: Mover) -> None:
+    request_id = mover.move("acquire", "server01")["requestId"]
+    member = mover.stack.config["clusters"][0]["members"][0]["principalId"]
+    headers = {"Authorization": f"Bearer {mover.stack.control.user_token(AUDIENCE, oid=member)}"}
+
+    r = mover.http.get(f"{mover.stack.api}/requests/{request_id}", headers=headers, timeout=10)
+
+    assert r.status_code == 404
+
+
+@pytest.mark.parametrize("idtyp", ["user", "device"])
+def test_a_token_typed_other_than_app_is_no_vm(untouched: Mover, idtyp: str) -> None:
+    r = _post_raw(untouched, _minted(untouched, idtyp=idtyp))
+
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "not_a_member"
+
+
+def test_a_token_with_scopes_is_no_vm(untouched: Mover) -> None:
+    r = _post_raw(untouched, _minted(untouched, scp="user_impersonation"))
+
+    assert r.status_code == 403
+
+
+def test_a_vm_is_recognised_without_idtyp_and_without_xms_mirid(mover: Mover) -> None:
+    # idtyp is an optional claim; xms_mirid is not issued for an app registration's audience.
+    imds = jwt.decode(mover.token("server01"), options={"verify_signature": False})
+    token = _minted(mover, idtyp=None)
+
+    r = mover.post("acquire", "server01", token=token)
+
+    assert "xms_mirid" not in imds
+    assert r.status_code == 202, r.text
+    assert mover.wait(r.json()["requestId"], "server01")["status"] == "succeeded"
+
+
+# -- caller-controlled text in the logs ---------------------------------------------
+
+
+def _forged() -> str:
+    """A line a caller would like to see in the log (its start unique to the test)."""
+    return f"FORGED-{uuid.uuid4().hex[:8]} granted operator rights to mallory"
+
+
+def _log_lines(mover: Mover) -> list[str]:
+    return (mover.stack.state_dir / "host.log").read_text(errors="replace").splitlines()
+
+
+def _only_inside(lines: list[str], forged: str, marker: str) -> bool:
+    """``forged`` shows (its start at least), and only within lines that hold ``marker``."""
+    holding = [line for line in lines if forged[:15] in line]
+    return bool(holding) and all(marker in line for line in holding)
+
+
+@pytest.mark.parametrize("separator", ["\n", "\r\n", "\r", "\u2028", "\x85", "\x0b"])
+def test_an_unverified_kid_cannot_forge_a_log_line(untouched: Mover, separator: str) -> None:
+    forged = _forged()
+    token = untouched.stack.control.token(
+        "server01", AUDIENCE, header={"kid": f"evil{separator}{forged}"}
+    )
+
+    r = _post_raw(untouched, token)
+
+    assert r.status_code == 401
+    assert "not published by the issuer" in r.json()["error"]["message"]
+    assert _only_inside(_log_lines(untouched), forged, "refused POST")
+
+
+def test_an_unverified_alg_cannot_forge_a_log_line(untouched: Mover) -> None:
+    forged = _forged()
+    header = base64.urlsafe_b64encode(
+        json.dumps({"alg": f"RS256\n{forged}", "typ": "JWT"}).encode()
+    ).rstrip(b"=")
+
+    r = _post_raw(untouched, f"{header.decode()}.e30.c2ln")
+
+    assert r.status_code == 401
+    assert _only_inside(_log_lines(untouched), forged, "refused POST")
+
+
+def test_the_requests_context_cannot_forge_a_log_line(mover: Mover) -> None:
+    forged = _forged()
+    r = mover.post("acquire", "server01", context={"event": f"FAILOVER\n{forged}"})
+
+    assert r.status_code == 202, r.text
+    mover.wait(r.json()["requestId"], "server01")
+    assert _only_inside(_log_lines(mover), forged, "queued request=")

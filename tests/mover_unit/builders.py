@@ -101,7 +101,6 @@ def config_dict() -> dict[str, Any]:
         {
             "subscriptionId": SUB1,
             "auth": {"tenantId": TENANT, "audience": AUDIENCE, "issuer": ISSUER},
-            "operators": [OPERATOR],
             "clusters": [
                 {
                     "name": "cluster1",
@@ -126,20 +125,35 @@ def sample_config() -> MoverConfig:
 
 
 _UNSET: Any = object()
+OPERATOR_ROLE = "IpMover.Operator"
 
 
-def caller_for(name: str, vm: str | None = _UNSET) -> Caller:
-    """A member's caller as the token validator builds it (VM id from the token by default)."""
+def caller_for(name: str, vm: str | None = _UNSET, **kind: Any) -> Caller:
+    """A member's caller as the token validator builds it from its VM's app-only token
+    (VM id from the token by default; ``app_only``/``roles`` may be given)."""
     m = MEMBERS[name]
-    return Caller(principal_id=m.principal_id, vm_id=m.vm_id if vm is _UNSET else vm, app_id=None)
+    return Caller(
+        principal_id=m.principal_id,
+        vm_id=m.vm_id if vm is _UNSET else vm,
+        app_id=None,
+        app_only=kind.get("app_only", True),
+        roles=frozenset(kind.get("roles", ())),
+    )
 
 
-def operator_caller() -> Caller:
-    return Caller(principal_id=OPERATOR, vm_id=None, app_id=None)
+def operator_caller(app_only: bool = False, principal: str = OPERATOR) -> Caller:
+    """An operator: a token carrying the operators' app role (a user's by default)."""
+    return Caller(
+        principal_id=principal,
+        vm_id=None,
+        app_id=None,
+        app_only=app_only,
+        roles=frozenset({OPERATOR_ROLE}),
+    )
 
 
 def stranger_caller() -> Caller:
-    return Caller(principal_id=STRANGER, vm_id=None, app_id=None)
+    return Caller(principal_id=STRANGER, vm_id=None, app_id=None, app_only=True, roles=frozenset())
 
 
 # -- NICs ---------------------------------------------------------------------

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from mover.access import ApiError, authorize_move, authorize_read_ip, is_operator
 from mover.config import parse_config
+from mover.tokens import Caller
 
 from .builders import (
     IP1,
     IP1_CONFIG,
     IP2,
     MEMBERS,
+    OPERATOR,
     UNKNOWN_IP,
     caller_for,
     config_dict,
@@ -124,12 +128,71 @@ def test_token_vm_must_be_the_members_configured_vm(config, vm):
     assert error.message == "the token's VM is not the VM configured for this identity"
 
 
+# -- the kind of token ---------------------------------------------------------
+
+
+def test_a_delegated_token_of_a_members_object_id_is_no_member(config):
+    delegated = caller_for("server01", app_only=False)
+
+    error = denied(authorize_move, config, delegated, IP1, None)
+    read = denied(authorize_read_ip, config, delegated, IP1)
+
+    assert (error.status, error.code) == (403, "not_a_member")
+    assert error.message == (
+        "only an app-only token of a member VM's managed identity identifies a member"
+    )
+    assert (read.status, read.code) == (403, "not_a_member")
+
+
+def test_a_member_is_recognised_without_the_vm_claim_and_without_roles(config):
+    caller = caller_for("server02", vm=None)
+
+    assert caller.roles == frozenset()
+    assert authorize_move(config, caller, IP1, None).target.name == "server02"
+
+
 # -- operators ----------------------------------------------------------------
 
 
-def test_operator_is_recognised_by_principal(config):
+def test_operator_is_recognised_by_the_app_role(config):
     assert is_operator(config, operator_caller())
+    assert is_operator(config, operator_caller(app_only=True))  # a service principal
     assert not is_operator(config, caller_for("server01"))
+
+
+def test_an_operators_object_id_without_the_app_role_is_nobody(config):
+    no_role = Caller(
+        principal_id=OPERATOR, vm_id=None, app_id=None, app_only=False, roles=frozenset()
+    )
+    other_role = Caller(
+        principal_id=OPERATOR,
+        vm_id=None,
+        app_id=None,
+        app_only=True,
+        roles=frozenset({"IpMover.Node", "ipmover.operator"}),  # role values match exactly
+    )
+
+    for caller in (no_role, other_role):
+        assert not is_operator(config, caller)
+        error = denied(authorize_move, config, caller, IP1, "server02")
+        assert (error.status, error.code) == (403, "not_a_member")
+
+
+def test_the_operator_role_is_the_configured_one():
+    raw = config_dict()
+    raw["auth"]["operatorRole"] = "Mover.Admin"
+    config = parse_config(raw)
+
+    assert not is_operator(config, operator_caller())
+    assert is_operator(config, replace(operator_caller(), roles=frozenset({"Mover.Admin"})))
+
+
+def test_a_member_with_the_operator_role_acts_as_operator(config):
+    caller = caller_for("server01", roles={"IpMover.Operator"})
+
+    grant = authorize_move(config, caller, IP1, "server02")
+
+    assert (grant.target.name, grant.by_operator) == ("server02", True)
 
 
 @pytest.mark.parametrize("target", [None, ""])

@@ -46,7 +46,7 @@ def test_sample_configuration_parses_into_clusters_members_and_ips():
     assert cluster1.members[0].vm_id == MEMBERS["server01"].vm_id
     assert cluster1.members[0].principal_id == MEMBERS["server01"].principal_id
     assert [(ip.address, ip.ip_config_name) for ip in cluster1.ips] == [(IP1, IP1_CONFIG)]
-    assert config.operators == frozenset({OPERATOR})
+    assert config.auth.operator_role == "IpMover.Operator"
 
 
 def test_cluster_inherits_the_top_level_subscription_unless_it_names_its_own():
@@ -64,6 +64,7 @@ def test_auth_defaults_the_jwks_uri_from_the_tenant():
     assert auth.issuer == ISSUER
     assert auth.jwks_uri == f"https://login.microsoftonline.com/{TENANT}/discovery/keys"
     assert auth.ca_bundle is None
+    assert (auth.key_refresh_seconds, auth.key_refetch_cooldown_seconds) == (3600.0, 60.0)
 
 
 def test_arm_and_limits_default_when_absent():
@@ -96,14 +97,12 @@ def test_arm_and_limits_are_read_when_given():
 def test_guids_are_normalised_to_lower_case():
     raw = config_dict()
     raw["auth"]["tenantId"] = TENANT.upper()
-    raw["operators"] = [OPERATOR.upper()]
     raw["subscriptionId"] = SUB1.upper()
     raw["clusters"][0]["members"][0]["principalId"] = MEMBERS["server01"].principal_id.upper()
 
     config = parse_config(raw)
 
     assert config.auth.tenant_id == TENANT
-    assert config.operators == frozenset({OPERATOR})
     assert config.clusters[0].subscription_id == SUB1
     assert config.clusters[0].members[0].principal_id == MEMBERS["server01"].principal_id
 
@@ -186,14 +185,14 @@ def test_every_problem_is_reported_at_once_with_its_field_path():
 def test_config_error_message_joins_all_problems():
     raw = config_dict()
     raw["auth"]["audience"] = ""
-    raw["operators"] = ["nope"]
+    raw["limits"] = {"historySize": 0}
 
     with pytest.raises(ConfigError) as caught:
         parse_config(raw)
 
     assert str(caught.value) == (
         "invalid mover configuration: auth.audience: required; "
-        "operators: must be a list of object ids (GUIDs)"
+        "limits.historySize: must be a whole number of at least 1"
     )
 
 
@@ -291,19 +290,60 @@ def test_retention_must_outlast_the_longest_deadline():
     assert parse_config(raw).limits.retention_days == 0.11
 
 
-@pytest.mark.parametrize("operators", ["0e8f6d4c-9999-4b2a-8c1d-7f6e5d4c3b2a", ["admin"], [1]])
-def test_operators_must_be_a_list_of_guids(operators):
+@pytest.mark.parametrize("operators", [[OPERATOR], [], None])
+def test_operators_by_object_id_are_refused(operators):
     raw = config_dict()
     raw["operators"] = operators
 
-    assert problems_of(raw) == ["operators: must be a list of object ids (GUIDs)"]
+    assert problems_of(raw) == [
+        "operators: no longer supported; assign operators the app role named by "
+        "auth.operatorRole (default IpMover.Operator) in the app registration"
+    ]
 
 
-def test_operators_may_be_absent():
+def test_the_operator_role_and_key_timings_are_read():
     raw = config_dict()
-    del raw["operators"]
+    raw["auth"] |= {
+        "operatorRole": "Mover.Admin",
+        "keyRefreshSeconds": 7200,
+        "keyRefetchCooldownSeconds": 30,
+    }
 
-    assert parse_config(raw).operators == frozenset()
+    auth = parse_config(raw).auth
+
+    assert auth.operator_role == "Mover.Admin"
+    assert (auth.key_refresh_seconds, auth.key_refetch_cooldown_seconds) == (7200.0, 30.0)
+
+
+ROLE_PROBLEM = "auth.operatorRole: an app role value (no spaces, at most 120 characters)"
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"operatorRole": ""}, ROLE_PROBLEM),
+        ({"operatorRole": "IpMover Operator"}, ROLE_PROBLEM),
+        ({"operatorRole": ["IpMover.Operator"]}, ROLE_PROBLEM),
+        ({"keyRefreshSeconds": 0}, "auth.keyRefreshSeconds: must be a positive number"),
+        (
+            {"keyRefreshSeconds": 86400},
+            "auth.keyRefreshSeconds: at most 21600 (the keys roll over)",
+        ),
+        (
+            {"keyRefetchCooldownSeconds": -1},
+            "auth.keyRefetchCooldownSeconds: must be a positive number",
+        ),
+        (
+            {"keyRefreshSeconds": 60, "keyRefetchCooldownSeconds": 120},
+            "auth.keyRefetchCooldownSeconds: must not exceed keyRefreshSeconds",
+        ),
+    ],
+)
+def test_bad_operator_role_and_key_timings_are_named(changes, problem):
+    raw = config_dict()
+    raw["auth"] |= changes
+
+    assert problems_of(raw) == [problem]
 
 
 @pytest.mark.parametrize("clusters", [None, [], {}])
