@@ -7,7 +7,15 @@ import itertools
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from .conftest import IP, NIC, Mover
+
+
+@pytest.fixture(params=["async", "sync"])
+def nic_update_mode(request: pytest.FixtureRequest) -> str:
+    """Every move test runs with NIC updates answered Updating, then answered in the PUT."""
+    return request.param
 
 
 def _without_etags(value):
@@ -169,3 +177,18 @@ def test_a_retried_post_after_its_deadline_still_gets_its_request(mover: Mover) 
     again = mover.post("acquire", "server01", requestId=request_id, deadline=deadline)
     assert again.status_code == 200, again.text
     assert again.json()["status"] == "succeeded"
+
+
+def test_an_update_answered_in_the_put_is_not_polled(mover: Mover, nic_update_mode: str) -> None:
+    control = mover.stack.control
+    seq = control.last_seq()
+    record = mover.move("acquire", "server01")
+    assert record["status"] == "succeeded", record
+    polls = [r for r in control.requests(since=seq, method="GET") if "/operations/" in r.path]
+    if nic_update_mode == "sync":
+        assert polls == []
+    else:  # polled at the URL exactly as given (signed): every poll answered
+        assert polls and all(r.status == 200 for r in polls)
+    (add,) = [s for s in record["steps"] if s["name"] == "add_ip_config"]
+    (operation,) = control.operations()
+    assert add["armOperationId"] == operation["id"]  # the PUT's x-ms-request-id

@@ -15,6 +15,7 @@ from mover.planning import (
     Plan,
     find_ip_holders,
     find_vm_nic,
+    foreign_holder,
     plan_acquire,
     plan_nic_edit,
     plan_release,
@@ -428,3 +429,30 @@ def test_nic_view_from_minimal_dict_defaults_the_optional_fields():
     assert view.vm_id is None
     assert view.provisioning_state is None
     assert view.ip_configs[0] == ipc("c", None, False, None)
+
+
+def _allocated_to(holder: str) -> str:
+    """ARM's PrivateIPAddressIsAllocated message, as recorded."""
+    return (
+        f"IP configuration {nic_id('server01-nic')}/ipConfigurations/{IP1_CONFIG} is using the "
+        f"private IP address {IP1} which is already allocated to resource {holder}."
+    )
+
+
+def test_a_holder_the_plan_takes_the_ip_from_is_not_foreign() -> None:
+    nics = [nic("server01-nic", VM1), nic("server02-nic", VM2, vip())]
+    plan = plan_acquire(nics, VM1, IP1)
+    holder = f"{nic_id('server02-nic').upper()}/ipConfigurations/{IP1_CONFIG}"
+
+    assert foreign_holder(_allocated_to(holder), plan) is None
+
+
+def test_a_holder_outside_the_plan_is_foreign() -> None:
+    plan = plan_acquire([nic("server01-nic", VM1), nic("server02-nic", VM2)], VM1, IP1)
+    frontend = (
+        "/subscriptions/s/resourceGroups/other/providers/Microsoft.Network/loadBalancers/lb"
+        "/frontendIPConfigurations/fe"
+    )
+
+    assert foreign_holder(_allocated_to(frontend), plan) == frontend
+    assert foreign_holder("Some other wording without a resource id.", plan) is None
