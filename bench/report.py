@@ -347,7 +347,7 @@ def _vendor_setup() -> str:
             "Why the vendor's takeover fails: its awk looks for `inUseWithResource` in",
             "the output of `check-ip-address`, a field that neither the network API's",
             "definition nor azure-mgmt-network's model has, and az prints no such field",
-            "(the local ARM does not send it either), so the script finds an empty NIC",
+            "(the local ARM does not send it by default either), so the script finds an empty NIC",
             "name and runs",
             '`az network nic ip-config delete --nic-name ""`, which fails (here with',
             "the local ARM's `MethodNotAllowed` for a PUT on the collection; Azure",
