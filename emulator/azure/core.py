@@ -126,3 +126,4 @@ class Emulator:
         if state:
             self.state.reset()
             self.state.save()
+            self.network.restart_alternation()

@@ -90,6 +90,10 @@ class NetworkService:
             url += self.signer.query(operation.id, operation.started)
         return url
 
+    def restart_alternation(self) -> None:
+        """The next update is the first of the "mixed" mode again (sync)."""
+        self._updates = 0
+
     def _answer_in_put(self) -> bool:
         """Whether the next accepted NIC update is answered synchronously."""
         mode = self.settings.nic_update_mode

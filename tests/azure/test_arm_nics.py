@@ -8,6 +8,7 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.core.rest import HttpRequest
 from azure.mgmt.network import NetworkManagementClient
@@ -215,7 +216,7 @@ def test_etag_changes_when_an_update_answered_updating_finishes(
 
 
 def test_sync_update_answers_succeeded_in_the_put_and_keeps_that_etag(
-    network_client: NetworkManagementClient, azure_control: AzureControl
+    network_client: NetworkManagementClient, azure_control: AzureControl, azure_ready: ReadyInfo
 ) -> None:
     azure_control.update_settings(nic_update_mode="sync", nic_update_seconds=0.5)
     before = azure_control.nic(NIC1)
@@ -241,6 +242,16 @@ def test_sync_update_answers_succeeded_in_the_put_and_keeps_that_etag(
         HttpRequest("GET", headers["Azure-AsyncOperation"])
     )
     assert operation.json() == {"status": "Succeeded"}
+    network = requests.get(  # what the VM sees, at once
+        f"{azure_ready.imds['server01']}/metadata/instance/network",
+        params={"api-version": "2021-02-01"},
+        headers={"Metadata": "true"},
+        timeout=10,
+    ).json()
+    assert [a["privateIpAddress"] for a in network["interface"][0]["ipv4"]["ipAddress"]] == [
+        "10.5.0.101",
+        SECONDARY_IP,
+    ]
 
 
 def test_mixed_mode_alternates_sync_and_async_answers(
@@ -253,7 +264,7 @@ def test_mixed_mode_alternates_sync_and_async_answers(
         response = put_first_response(network_client, RESOURCE_GROUP, NIC1, body)
         states.append(response.http_response.json()["properties"]["provisioningState"])
 
-    assert sorted(states) == ["Succeeded", "Updating"]
+    assert states == ["Succeeded", "Updating"]  # sync first after a reset
 
 
 def test_ip_held_by_another_nic_is_private_ip_address_is_allocated_naming_it(
