@@ -200,12 +200,12 @@ async def put_nic(emu: Emulator, call: ArmCall) -> web.StreamResponse:
         )
     except ArmError:
         if rule is not None:  # a refused PUT starts no operation: give the fault back
-            _give_back(rule)
+            rule.give_back()
         raise
     operation = result.operation
     resource = result.resource
     if result.conflict and rule is not None:  # the operation failed anyway
-        _give_back(rule)
+        rule.give_back()
     elif operation.sync:
         await asyncio.sleep(max(0.0, operation.done_at - time.time()))
         emu.state.settle(max(time.time(), operation.done_at))
@@ -217,11 +217,6 @@ async def put_nic(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     if resource["properties"].get("provisioningState") == "Updating":
         headers.update(retry_after_headers(emu.settings.retry_after))
     return _json(resource, status=201 if result.created else 200, headers=headers)
-
-
-def _give_back(rule: Any) -> None:
-    rule.remaining += 1
-    rule.hits -= 1
 
 
 async def get_operation(emu: Emulator, call: ArmCall) -> web.StreamResponse:
