@@ -151,7 +151,6 @@ class NetworkService:
             self.holders(exclude=key),
             _allocate,
         )
-        location = self.state.topology.location
         if existing is not None and key in self.state.pending:
             return self._conflict(key, existing, operation_id, now, api_version)
         etag = new_etag()
@@ -159,7 +158,7 @@ class NetworkService:
         operation = new_operation(
             operation_id,
             key,
-            location,
+            self.state.topology.location,
             now,
             self.settings.nic_update_seconds,
             sync=self._answer_in_put(),
