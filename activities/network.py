@@ -58,7 +58,10 @@ def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
     """Read the NIC, change only its ip-configurations, PUT it back with If-Match.
 
     The change is re-decided on the NIC as read, so a repeated call is a no-op
-    (``{"noop": true}``). Does not wait for the update to finish.
+    (``{"noop": true}``), unless the NIC is ``Failed``: then it is written again as it
+    is. Does not wait for the update to finish; ARM often answers the PUT when the
+    update is already done (``provisioningState`` Succeeded in the result), and then
+    there is nothing to wait for.
     """
 
     def call() -> dict[str, Any]:
@@ -67,7 +70,9 @@ def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
         nic = client.network_interfaces.get(group, name)
         change = Change(**request["change"])
         edit = plan_nic_edit(nic_view(nic), change, request["address"], request["ipConfigName"])
-        if edit.is_noop:
+        # A NIC whose last update Failed may show the wanted configuration without having
+        # it; Azure's remedy for a Failed network resource is to PUT it again.
+        if edit.is_noop and nic.provisioning_state != "Failed":
             return {"noop": True}
         configs = [c for c in nic.ip_configurations if c.name not in edit.remove_names]
         if edit.add_name:
@@ -93,11 +98,13 @@ def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
             polling=False,
             cls=lambda pipeline_response, _deserialized, _headers: pipeline_response,
         ).result()
-        headers = response.http_response.headers
+        http = response.http_response
         return {
             "noop": False,
-            "operationUrl": headers.get("Azure-AsyncOperation"),
-            "armRequestId": headers.get("x-ms-request-id"),
+            # Kept exactly as ARM sent it: newer URLs carry signature parameters.
+            "operationUrl": http.headers.get("Azure-AsyncOperation"),
+            "armRequestId": http.headers.get("x-ms-request-id"),
+            "provisioningState": _provisioning_state(http),
         }
 
     return _outcome(UPDATE_NIC, request, call)
@@ -155,6 +162,14 @@ def _update_status(
         )
     nic = client.network_interfaces.get(group, name)
     return str(nic.provisioning_state), None
+
+
+def _provisioning_state(http: Any) -> str | None:
+    """The NIC's provisioningState in the PUT's answer (None when it has none)."""
+    try:
+        return http.json()["properties"]["provisioningState"]
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _split_nic_id(nic_id: str) -> tuple[str, str]:

@@ -1,7 +1,8 @@
 """Takeover time: the mover versus the SDK's own long-running-operation polling.
 
 Starts the local stack with Azure's NIC behaviour (each update takes
-``--nic-update-seconds``, ARM answers ``Retry-After: 10``), then times
+``--nic-update-seconds``; ARM answers it in the PUT, or ``Updating`` with
+``Retry-After: 10``, as ``--nic-update-mode`` says: both alternate by default), then times
 takeovers (the IP moves from one node's NIC to the other's) in the same run:
 
 - mover: POST acquire through the API, poll the request until it is done;
@@ -11,6 +12,7 @@ takeovers (the IP moves from one node's NIC to the other's) in the same run:
 - floor: the sum of the two NIC update times.
 
 Usage: python -m bench.takeover [--runs 5] [--nic-update-seconds 2] [--retry-after 10]
+                                [--nic-update-mode mixed|async|sync]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from azure.identity import ManagedIdentityCredential
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network.models import NetworkInterfaceIPConfiguration, Subnet
 
+from emulator.azure.settings import NIC_UPDATE_MODES
 from emulator.stack import LocalStack, start_stack
 
 IP = "10.5.0.110"
@@ -85,12 +88,15 @@ def sdk_takeover(client: NetworkManagementClient, group: str, vm: str) -> float:
     return time.monotonic() - started
 
 
-def run(runs: int, nic_update: float, retry_after: float) -> dict[str, Any]:
+def run(runs: int, nic_update: float, retry_after: float, mode: str = "mixed") -> dict[str, Any]:
     """Time ``runs`` takeovers each way on one stack; returns the figures."""
     with tempfile.TemporaryDirectory(prefix="bench-takeover-") as tmp:
         stack = start_stack(
             Path(tmp),
-            azure_args=["--nic-update-seconds", str(nic_update), "--retry-after", str(retry_after)],
+            azure_args=[
+                *("--nic-update-seconds", str(nic_update), "--retry-after", str(retry_after)),
+                *("--nic-update-mode", mode),
+            ],
         )
         try:
             os.environ.update(stack.ready.app_identity_env())
@@ -116,6 +122,7 @@ def run(runs: int, nic_update: float, retry_after: float) -> dict[str, Any]:
         "runs": runs,
         "nic_update": nic_update,
         "retry_after": retry_after,
+        "mode": mode,
         "floor": 2 * nic_update,
         "mover_start": mover_acquire,
         "mover": statistics.median(mover_times),
@@ -131,11 +138,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--nic-update-seconds", type=float, default=2.0)
     parser.add_argument("--retry-after", type=float, default=10.0)
+    parser.add_argument("--nic-update-mode", choices=NIC_UPDATE_MODES, default="mixed")
     args = parser.parse_args()
-    f = run(args.runs, args.nic_update_seconds, args.retry_after)
+    f = run(args.runs, args.nic_update_seconds, args.retry_after, args.nic_update_mode)
     print(
-        f"takeover, NIC update {f['nic_update']} s, Retry-After {f['retry_after']} s, "
-        f"median of {f['runs']}"
+        f"takeover, NIC update {f['nic_update']} s ({f['mode']}), "
+        f"Retry-After {f['retry_after']} s, median of {f['runs']}"
     )
     print("| method | median s | over the floor | vs floor |")
     print("|---|---|---|---|")

@@ -1,7 +1,8 @@
 """Section 1: start time and takeover time, the node client vs the vendor's scripts.
 
-On one seed stack (the article's two servers), for each ARM ``Retry-After`` setting, each
-run times, side by side and alternating which side goes first:
+On one seed stack (the article's two servers), for each setting of the local ARM (how it
+answers NIC updates, and its ``Retry-After``), each run times, side by side and
+alternating which side goes first:
 
 - **start**: 10.5.0.110 on no NIC → server01 runs start.sh;
 - **takeover**: 10.5.0.110 still on server01's NIC (server01 crashed: no stop.sh ran) →
@@ -14,6 +15,11 @@ run times, side by side and alternating which side goes first:
 wall time and exit codes, where the IP ended, the ARM reads and writes of the identity
 that made them (the app's for ours, the VMs' for the vendor's: az runs as the VM), and the
 floor: the NIC operations' own durations.
+
+Azure was recorded answering NIC updates both ways (docs/local-azure.md): **sync**, the
+PUT itself answers ``Succeeded`` once the update is done (no ``Retry-After``); **async**,
+the PUT answers ``Updating`` with ``Retry-After`` and the client polls the operation. Both
+are timed, async at each ``Retry-After`` asked for (sync sends none).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ from .common import (
 )
 
 CASES = ("start", "takeover", "switchover")
+# How the local ARM answers NIC updates ("async"/"sync") and its Retry-After, in seconds.
+Setting = tuple[str, float]
 SIDES = ("ours", "vendor")
 EXPECTED_HOLDER = {"start": "server01", "takeover": "server02", "switchover": "server02"}
 
@@ -82,11 +90,11 @@ class CaseResult:
 
 @dataclass
 class TimingResult:
-    """Section 1's figures: ``cases[retry_after][case][side]``."""
+    """Section 1's figures: ``cases[(mode, retry_after)][case][side]``."""
 
-    runs: dict[float, int]  # runs per Retry-After
+    runs: dict[Setting, int]  # runs per setting
     nic_update: float
-    cases: dict[float, dict[str, dict[str, CaseResult]]]
+    cases: dict[Setting, dict[str, dict[str, CaseResult]]]
 
 
 class Sides:
@@ -147,16 +155,16 @@ _move = ("start.sh", "MOVE")
 def run(
     stack: LocalStack,
     sides: Sides,
-    runs: dict[float, int],
+    runs: dict[Setting, int],
     log: Callable[[str], None],
 ) -> TimingResult:
-    """Every case, both sides, ``runs[retry_after]`` times per Retry-After; one stack."""
+    """Every case, both sides, ``runs[(mode, retry_after)]`` times per setting; one stack."""
     nic_update = stack.control.settings().nic_update_seconds
-    cases: dict[float, dict[str, dict[str, CaseResult]]] = {}
-    for retry_after, count in runs.items():
-        stack.control.update_settings(retry_after=retry_after)
+    cases: dict[Setting, dict[str, dict[str, CaseResult]]] = {}
+    for (mode, retry_after), count in runs.items():
+        stack.control.update_settings(nic_update_mode=mode, retry_after=retry_after)
         table = {case: {side: CaseResult() for side in SIDES} for case in CASES}
-        cases[retry_after] = table
+        cases[(mode, retry_after)] = table
         for i in range(count):
             # Alternate which side goes first, so a drift of the machine hits both alike.
             order = SIDES if i % 2 == 0 else SIDES[::-1]
@@ -165,7 +173,8 @@ def run(
                     sample = run_case(sides, case, side)
                     table[case][side].samples.append(sample)
                     log(
-                        f"Retry-After {retry_after:g}, run {i + 1}/{count}, {case:10} {side:6} "
+                        f"{mode}, Retry-After {retry_after:g}, run {i + 1}/{count}, "
+                        f"{case:10} {side:6} "
                         f"{sample.seconds:6.2f} s exit {sample.codes} IP on {sample.holder} "
                         f"reads {sample.arm.reads} writes {sample.arm.writes}"
                     )

@@ -6,6 +6,7 @@ ARM by an activity. Nothing here talks to Azure.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ __all__ = [
     "Plan",
     "find_ip_holders",
     "find_vm_nic",
+    "foreign_holder",
     "plan_acquire",
     "plan_nic_edit",
     "plan_release",
@@ -279,6 +281,28 @@ def plan_nic_edit(nic: NicView, change: Change, address: str, ip_config_name: st
             "with another address",
         )
     return NicEdit(add_name=ip_config_name, add_address=address, add_subnet_id=primary.subnet_id)
+
+
+# ARM's PrivateIPAddressIsAllocated message ends "… already allocated to resource <id>."
+_ALLOCATED_TO = re.compile(r"allocated to resource (/\S+?)\.?\s*$")
+
+
+def foreign_holder(arm_message: str, plan: Plan) -> str | None:
+    """The resource ARM says holds the address, when it is none of the plan's NICs.
+
+    ``arm_message`` is ARM's PrivateIPAddressIsAllocated message, which names the
+    holding ip-configuration. None when the message names no resource, or names an
+    ip-configuration of a NIC the plan already knows holds the address (re-planning
+    handles that one).
+    """
+    match = _ALLOCATED_TO.search(arm_message)
+    if match is None:
+        return None
+    holder = match.group(1)
+    nic_id = re.split(r"/ipConfigurations/", holder, flags=re.IGNORECASE)[0]
+    if any(_same_id(nic_id, held) for held in plan.holders):
+        return None
+    return holder
 
 
 def verify_acquired(nics: list[NicView], vm_id: str, address: str) -> str | None:

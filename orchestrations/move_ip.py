@@ -23,7 +23,7 @@ import azure.durable_functions as df
 from activities.lock_wakeup import WAKE_WAITER
 from activities.network import LIST_NICS, UPDATE_NIC, WAIT_FOR_NIC_UPDATE
 from mover.errors import ErrorInfo, MoverError, PermanentError
-from mover.planning import Change, NicView, plan_acquire, plan_release
+from mover.planning import Change, NicView, Plan, foreign_holder, plan_acquire, plan_release
 from mover.records import (
     REFUSED_CODE,
     Action,
@@ -97,6 +97,10 @@ class MoveRun:
         self.deadline = parse_iso(request.deadline).timestamp()
         self.lock = lock_entity(request.ip)
         self.lease_until = 0.0
+        # ARM's last "address already allocated" answer, and a holder outside the plan
+        # that was already given one more try (see check_conflict).
+        self.conflict: ErrorInfo | None = None
+        self.foreign_retried: str | None = None
         self._publish()
 
     # -- time and audit ------------------------------------------------------
@@ -234,6 +238,7 @@ class MoveRun:
                 )
             else:
                 plan = plan_release(nics, request.vm_id, request.ip, tuple(touched))
+            self.check_conflict(plan)
             if step_name == "find_holder":
                 self.record.from_nics = [h for h in plan.holders if h != plan.target_nic.id]
                 self.record.to_nic = plan.target_nic.id if acquiring else None
@@ -252,6 +257,24 @@ class MoveRun:
                 touched.append(change.nic_id)
                 if (yield from self.apply(change)):
                     break  # transient failure: read again and re-plan
+
+    def check_conflict(self, plan: Plan) -> None:
+        """After ARM said another resource holds the address: re-plan, or give up.
+
+        When the holder ARM names is one of the NICs the new plan takes the IP from,
+        the plan deals with it. When it is not (a resource the mover does not manage,
+        or a listing that lagged), the plan is tried once more; the same answer again
+        ends the request with ARM's code and message.
+        """
+        conflict, self.conflict = self.conflict, None
+        if conflict is None:
+            return
+        holder = foreign_holder(conflict.message, plan)
+        if holder is None:
+            return
+        if holder.lower() == (self.foreign_retried or "").lower():
+            raise PermanentError(conflict.code, conflict.message, status=conflict.status)
+        self.foreign_retried = holder
 
     def read_nics(self, step_name: str) -> Steps:
         """List the resource group's NICs, retrying transient failures."""
@@ -299,7 +322,8 @@ class MoveRun:
                 update = outcome["result"]
                 step.arm_operation_id = update.get("armRequestId") or step.arm_operation_id
                 error = None
-                if not update["noop"]:
+                # "Succeeded" in the PUT's own answer: the update is done, nothing to poll.
+                if not update["noop"] and update.get("provisioningState") != "Succeeded":
                     error = yield from self._wait_for_update(change, update.get("operationUrl"))
                 if error is None:
                     break
@@ -308,6 +332,7 @@ class MoveRun:
             yield from self._back_off(step, error)
             if error.code in _REPLAN_CODES:
                 self._end_step(step, error)
+                self.conflict = error
                 return True
         self._end_step(step)
         if self.request.action == Action.ACQUIRE and change.kind != "repair":

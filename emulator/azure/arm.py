@@ -7,6 +7,7 @@ Paths are matched case-insensitively, as ARM does; clients differ in case
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import re
 import time
@@ -19,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from .core import Emulator
-from .errors import ArmError
+from .errors import ArmError, gateway_not_found, not_found
 from .network import LroFailure
 from .requestlog import RequestRecord
 from .resources import resource_group_json, subscription_json, vm_json
@@ -53,6 +54,7 @@ class ArmCall:
     params: dict[str, str]
     api_version: str
     now: float
+    request_id: str  # this response's x-ms-request-id
 
     @property
     def base(self) -> str:
@@ -80,10 +82,14 @@ def _check_scope(emu: Emulator, call: ArmCall) -> None:
     topology = emu.topology
     sub = call.params.get("sub")
     if sub is not None and sub.lower() != topology.subscription_id.lower():
-        raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
+        raise gateway_not_found(
+            "SubscriptionNotFound", f"The subscription '{sub}' could not be found."
+        )
     rg = call.params.get("rg")
     if rg is not None and rg.lower() != topology.resource_group.lower():
-        raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
+        raise gateway_not_found(
+            "ResourceGroupNotFound", f"Resource group '{rg}' could not be found."
+        )
 
 
 def _page(emu: Emulator, call: ArmCall, items: list[dict[str, Any]]) -> web.Response:
@@ -126,10 +132,16 @@ async def list_nics(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     return _page(emu, call, emu.network.list_nics())
 
 
+def _with_etag(resource: dict[str, Any]) -> web.Response:
+    """A single resource with an ``ETag`` header equal to its etag (recorded for NICs,
+    VNets and subnets)."""
+    return _json(resource, headers={"ETag": resource["etag"]})
+
+
 async def get_nic(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     """GET a NIC."""
     _check_scope(emu, call)
-    return _json(emu.network.get_nic(call.params["nic"]))
+    return _with_etag(emu.network.get_nic(call.params["nic"]))
 
 
 async def list_ipconfigs(emu: Emulator, call: ArmCall) -> web.StreamResponse:
@@ -155,7 +167,12 @@ async def get_ipconfig(emu: Emulator, call: ArmCall) -> web.StreamResponse:
 
 
 async def put_nic(emu: Emulator, call: ArmCall) -> web.StreamResponse:
-    """PUT a NIC: validate, store with provisioningState Updating, start the operation."""
+    """PUT a NIC: validate, store with provisioningState Updating, start the operation.
+
+    The operation's id is this response's ``x-ms-request-id``. Answered at once with
+    ``Updating`` and ``Retry-After`` (async), or held until the update ends and answered
+    with its outcome, no ``Retry-After`` (sync); ``nic_update_mode`` chooses.
+    """
     _check_scope(emu, call)
     raw = await call.request.read()
     try:
@@ -178,19 +195,28 @@ async def put_nic(emu: Emulator, call: ArmCall) -> web.StreamResponse:
             if_none_match=call.request.headers.get("If-None-Match"),
             now=call.now,
             api_version=call.api_version,
+            operation_id=call.request_id,
             lro_failure=failure,
         )
     except ArmError:
         if rule is not None:  # a refused PUT starts no operation: give the fault back
-            rule.remaining += 1
-            rule.hits -= 1
+            rule.give_back()
         raise
+    operation = result.operation
+    resource = result.resource
+    if result.conflict and rule is not None:  # the operation failed anyway
+        rule.give_back()
+    elif operation.sync:
+        await asyncio.sleep(max(0.0, operation.done_at - time.time()))
+        emu.state.settle(max(time.time(), operation.done_at))
+        resource = copy.deepcopy(emu.network.get_nic(operation.nic))
     headers = {
-        "Azure-AsyncOperation": emu.network.operation_url(result.operation, call.api_version),
+        "Azure-AsyncOperation": emu.network.operation_url(operation, call.api_version),
         "Azure-AsyncNotification": "Enabled",
-        **retry_after_headers(emu.settings.retry_after),
     }
-    return _json(result.resource, status=201 if result.created else 200, headers=headers)
+    if resource["properties"].get("provisioningState") == "Updating":
+        headers.update(retry_after_headers(emu.settings.retry_after))
+    return _json(resource, status=201 if result.created else 200, headers=headers)
 
 
 async def get_operation(emu: Emulator, call: ArmCall) -> web.StreamResponse:
@@ -199,6 +225,15 @@ async def get_operation(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     operation = emu.state.operations.get(call.params["op"])
     if operation is None or operation.location.lower() != call.params["loc"].lower():
         raise ArmError(404, "OperationNotFound", f"Operation {call.params['op']} was not found.")
+    if not emu.network.signer.valid(operation.id, operation.started, dict(call.request.query)):
+        # Azure's reaction to an altered signed URL is not recorded: refuse it loudly, so
+        # a client that rebuilds the URL instead of polling it as given is caught.
+        raise ArmError(
+            400,
+            "InvalidAsyncOperationSignature",
+            "The signature query parameters (t, c, s, h) of the operation URL are missing or "
+            "do not match; poll the Azure-AsyncOperation URL exactly as given.",
+        )
     headers = {}
     if not operation.finished:
         headers.update(retry_after_headers(emu.settings.retry_after))
@@ -214,7 +249,7 @@ async def list_vnets(emu: Emulator, call: ArmCall) -> web.StreamResponse:
 async def get_vnet(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     """GET a VNet."""
     _check_scope(emu, call)
-    return _json(emu.network.get_vnet(call.params["vnet"]))
+    return _with_etag(emu.network.get_vnet(call.params["vnet"]))
 
 
 async def list_subnets(emu: Emulator, call: ArmCall) -> web.StreamResponse:
@@ -226,7 +261,7 @@ async def list_subnets(emu: Emulator, call: ArmCall) -> web.StreamResponse:
 async def get_subnet(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     """GET a subnet."""
     _check_scope(emu, call)
-    return _json(emu.network.get_subnet(call.params["vnet"], call.params["subnet"]))
+    return _with_etag(emu.network.get_subnet(call.params["vnet"], call.params["subnet"]))
 
 
 async def check_ip(emu: Emulator, call: ArmCall) -> web.StreamResponse:
@@ -253,13 +288,7 @@ async def get_vm(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     _check_scope(emu, call)
     vm = emu.topology.vm(call.params["vm"])
     if vm is None:
-        raise ArmError(
-            404,
-            "ResourceNotFound",
-            f"The Resource 'Microsoft.Compute/virtualMachines/{call.params['vm']}' under resource "
-            f"group '{call.params['rg']}' was not found. For more details please go to "
-            "https://aka.ms/ARMResourceNotFoundFix",
-        )
+        raise not_found("Microsoft.Compute/virtualMachines", call.params["vm"], call.params["rg"])
     enabled = emu.state.identity_enabled.get(vm.name.lower(), True)
     return _json(vm_json(emu.topology, emu.state.ids, vm, enabled))
 
@@ -311,9 +340,9 @@ def _route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
             405,
             "MethodNotAllowed",
             f"The requested method '{method}' is not allowed for '{path}' by this emulator.",
+            gateway=True,
         )
-    raise ArmError(
-        404,
+    raise gateway_not_found(
         "InvalidResourceType",
         f"The resource path '{path}' is not served by the local Azure emulator.",
     )
@@ -341,7 +370,7 @@ def _unauthorized(error: TokenError | None, missing: bool) -> ArmError:
         f'Bearer authorization_uri="{_AUTHORIZATION_URI}", error="invalid_token", '
         f'error_description="{description}"'
     )
-    return ArmError(401, code, message, headers={"WWW-Authenticate": challenge})
+    return ArmError(401, code, message, headers={"WWW-Authenticate": challenge}, gateway=True)
 
 
 def _authenticate(
@@ -400,7 +429,11 @@ async def _run_pipeline(
             if rule.retry_after is not None:
                 headers.update(retry_after_headers(rule.retry_after))
             raise ArmError(
-                rule.status, rule.code, rule.message or "Injected fault.", headers=headers
+                rule.status,
+                rule.code,
+                rule.message or "Injected fault.",
+                headers=headers,
+                gateway=True,
             )
 
     if auth_error is not None:
@@ -413,24 +446,28 @@ async def _run_pipeline(
             400,
             "MissingApiVersionParameter",
             "The api-version query parameter (?api-version=) is required for all requests.",
+            gateway=True,
         )
     decision = emu.throttler.check(emu.topology.subscription_id, principal, kind, now)
     remaining = {f"x-ms-ratelimit-remaining-subscription-{kind}s": str(decision.remaining)}
     if not decision.allowed:
-        limit = emu.settings.write_burst if kind == "write" else emu.settings.read_burst
+        # Wording as recorded (ARM's answer quoted in public code), no details.
         raise ArmError(
             429,
             "SubscriptionRequestsThrottled",
             f"Number of '{kind}' requests for subscription '{emu.topology.subscription_id}' "
-            f"actor '{principal}' exceeded. Please try again after "
-            f"'{decision.retry_after}' seconds "
-            f"after the last request. The bucket holds at most {limit} requests.",
+            f"actor '{principal}' exceeded. Please try again after '{decision.retry_after}' "
+            "seconds after additional tokens are available. Refer to "
+            "https://aka.ms/arm-throttling for additional information.",
             headers={"Retry-After": str(decision.retry_after), **remaining},
+            gateway=True,
         )
     emu.state.settle(now)  # finish operations whose time has come (persists if any)
     handler, params = _route(request.method, request.path)
     try:
-        response = await handler(emu, ArmCall(request, params, api_version, now))
+        response = await handler(
+            emu, ArmCall(request, params, api_version, now, str(record.request_id))
+        )
     except ArmError as exc:
         exc.headers.update(remaining)
         raise

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .core import Emulator
 from .server import start_servers
-from .settings import MIRID_MODES, Settings
+from .settings import MIRID_MODES, NIC_UPDATE_MODES, Settings
 from .topology import load_topology
 
 __all__ = ["main", "parse_args"]
@@ -33,6 +33,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--identity-port", type=int, default=0, help="app identity endpoint port")
     parser.add_argument("--nic-update-seconds", type=float, default=2.0)
     parser.add_argument("--retry-after", type=float, default=10.0)
+    parser.add_argument(
+        "--nic-update-mode",
+        choices=NIC_UPDATE_MODES,
+        default="mixed",
+        help="answer NIC PUTs Succeeded (sync), Updating (async), or alternately (mixed)",
+    )
     parser.add_argument("--read-rate", type=float, default=25.0)
     parser.add_argument("--read-burst", type=int, default=250)
     parser.add_argument("--write-rate", type=float, default=10.0)
@@ -40,6 +46,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--token-lifetime", type=int, default=86400, help="seconds")
     parser.add_argument("--mirid-claim", choices=MIRID_MODES, default="arm-only")
     parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument(
+        "--in-use-with-resource",
+        action="store_true",
+        help="checkIPAddressAvailability names the holder (a field no API definition has)",
+    )
     parser.add_argument("--log-level", default="WARNING")
     return parser.parse_args(argv)
 
@@ -63,6 +74,8 @@ async def _serve(args: argparse.Namespace) -> int:
         token_lifetime=args.token_lifetime,
         mirid_claim=args.mirid_claim,
         page_size=args.page_size,
+        nic_update_mode=args.nic_update_mode,
+        in_use_with_resource=args.in_use_with_resource,
     )
     state_dir: Path = args.state.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)

@@ -86,11 +86,13 @@ class ReadyInfo:
 
 @dataclass(frozen=True)
 class IpHolder:
-    """Which NIC (and VM) holds a private IP right now."""
+    """Which NIC (and VM) holds a private IP right now; ``resource``: the id of what holds
+    it (an ip-configuration, or a resource outside the model set with ``hold_ip``)."""
 
     ip: str
     nic: str | None
     vm: str | None
+    resource: str | None = None
 
 
 class AzureControl:
@@ -313,6 +315,15 @@ class AzureControl:
     def ip_holder(self, ip: str) -> IpHolder:
         """Who holds ``ip`` now."""
         return IpHolder(**self._call("GET", f"/ips/{ip}"))
+
+    def hold_ip(self, ip: str, resource_id: str) -> None:
+        """Let a resource the emulator does not model (a load balancer frontend, a NIC in
+        another resource group) hold ``ip``: NIC PUTs using it get PrivateIPAddressIsAllocated."""
+        self._call("PUT", f"/ips/{ip}", {"holder": resource_id})
+
+    def let_go_ip(self, ip: str) -> None:
+        """Undo ``hold_ip``."""
+        self._call("DELETE", f"/ips/{ip}")
 
     def operations(self) -> list[dict[str, Any]]:
         """All NIC operations (id, nic, status, started, done_at, fail_code...)."""

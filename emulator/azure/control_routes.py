@@ -148,7 +148,24 @@ def add_control_routes(app: web.Application, emu: Emulator) -> None:
                 ),
                 None,
             )
-        return _json({"ip": request.match_info["ip"], "nic": nic, "vm": vm})
+        resource = emu.network.holders().get(request.match_info["ip"])
+        return _json({"ip": request.match_info["ip"], "nic": nic, "vm": vm, "resource": resource})
+
+    @routes.put("/_control/ips/{ip}")
+    async def hold_ip(request: web.Request) -> web.Response:
+        try:
+            holder = (await _body(request)).get("holder")
+        except ValueError as exc:
+            return _bad(str(exc))
+        if not isinstance(holder, str) or not holder:
+            return _bad("holder must be a resource id")
+        emu.network.set_foreign_holder(request.match_info["ip"], holder)
+        return _json({"ip": request.match_info["ip"], "holder": holder})
+
+    @routes.delete("/_control/ips/{ip}")
+    async def let_go_ip(request: web.Request) -> web.Response:
+        emu.network.set_foreign_holder(request.match_info["ip"], None)
+        return _json({"ok": True})
 
     @routes.get("/_control/operations")
     async def operations(request: web.Request) -> web.Response:

@@ -147,3 +147,4 @@ class Emulator:
             self.state.reset()
             self.state.save()
             self.issuer.reset_keys()
+            self.network.restart_alternation()

@@ -57,6 +57,11 @@ class FaultRule:
             and self._pattern.search(path) is not None
         )
 
+    def give_back(self) -> None:
+        """Undo one match: the request it matched did not use it (e.g. a refused PUT)."""
+        self.remaining += 1
+        self.hits -= 1
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         record = asdict(self)

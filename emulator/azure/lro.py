@@ -7,7 +7,6 @@ restart completes what finished while the emulator was down.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +20,11 @@ def _iso(timestamp: float) -> str:
 
 @dataclass
 class Operation:
-    """One asynchronous PUT of a NIC."""
+    """One PUT of a NIC; its id is the PUT's ``x-ms-request-id``, as in ARM's recordings.
+
+    ``sync`` operations were answered in the PUT itself (Succeeded or Failed, no
+    Retry-After); their NIC keeps the etag the PUT answered with.
+    """
 
     id: str
     nic: str
@@ -31,6 +34,7 @@ class Operation:
     status: str = "InProgress"
     fail_code: str | None = None
     fail_message: str | None = None
+    sync: bool = False
 
     @property
     def finished(self) -> bool:
@@ -61,8 +65,15 @@ class Operation:
         return cls(**known)
 
 
-def new_operation(nic: str, location: str, now: float, seconds: float) -> Operation:
+def new_operation(
+    operation_id: str, nic: str, location: str, now: float, seconds: float, sync: bool = False
+) -> Operation:
     """An InProgress operation for ``nic`` that finishes ``seconds`` after ``now``."""
     return Operation(
-        id=str(uuid.uuid4()), nic=nic, location=location, started=now, done_at=now + seconds
+        id=operation_id,
+        nic=nic,
+        location=location,
+        started=now,
+        done_at=now + seconds,
+        sync=sync,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import ipaddress
 import uuid
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from .nic_rules import (
     normalize_ip_configurations,
     reserved_addresses,
 )
+from .opsign import OperationSigner
 from .resources import IPCONFIG_TYPE, NIC_TYPE, new_etag, subnet_json, subnet_network, vnet_json
 from .settings import Settings
 from .state import AzureState
@@ -36,11 +38,17 @@ class LroFailure:
 
 @dataclass(frozen=True)
 class PutResult:
-    """Outcome of an accepted NIC PUT."""
+    """Outcome of an accepted NIC PUT.
+
+    ``operation.sync``: the PUT is answered when the operation ends (hold it until
+    ``operation.done_at``); ``conflict``: another update was in progress, so the NIC is
+    unchanged and the operation has already failed with AnotherOperationInProgress.
+    """
 
     resource: dict[str, Any]
     created: bool
     operation: Operation
+    conflict: bool = False
 
 
 class NetworkService:
@@ -50,6 +58,11 @@ class NetworkService:
         self.state = state
         self.settings = settings
         self.base_url = ""  # set once the ARM server listens; used in error messages
+        # Replaced by one keyed on the state directory's CA when the servers start.
+        self.signer = OperationSigner(
+            hashlib.sha256(state.topology.subscription_id.encode()).digest(), b"local"
+        )
+        self._updates = 0  # accepted NIC updates, for the "mixed" mode
 
     # -- NICs -------------------------------------------------------------------------
 
@@ -66,10 +79,28 @@ class NetworkService:
         """All NICs, in a stable order (by name)."""
         return [self.state.nics[key] for key in sorted(self.state.nics)]
 
-    def operation_url(self, operation: Operation, api_version: str) -> str:
-        """The ``Azure-AsyncOperation`` URL of ``operation``."""
+    def operation_url(self, operation: Operation, api_version: str, signed: bool = True) -> str:
+        """The ``Azure-AsyncOperation`` URL of ``operation``, signed as Azure's newer ones.
+
+        Unsigned, it is the form ARM quotes in AnotherOperationInProgress messages.
+        """
         path = self.state.ids.operation(operation.location, operation.id)
-        return f"{self.base_url}{path}?api-version={api_version}"
+        url = f"{self.base_url}{path}?api-version={api_version}"
+        if signed:
+            url += self.signer.query(operation.id, operation.started)
+        return url
+
+    def restart_alternation(self) -> None:
+        """The next update is the first of the "mixed" mode again (sync)."""
+        self._updates = 0
+
+    def _answer_in_put(self) -> bool:
+        """Whether the next accepted NIC update is answered synchronously."""
+        mode = self.settings.nic_update_mode
+        self._updates += 1
+        if mode == "mixed":
+            return self._updates % 2 == 1
+        return mode == "sync"
 
     def put_nic(
         self,
@@ -80,25 +111,20 @@ class NetworkService:
         if_none_match: str | None,
         now: float,
         api_version: str,
+        operation_id: str,
         lro_failure: LroFailure | None = None,
     ) -> PutResult:
         """Create or replace NIC ``name`` with ``body`` (a whole resource, PUT semantics).
 
         Read-only fields in ``body`` are ignored; omitted writeable fields fall back to
         defaults, as with ARM. The NIC shows provisioningState Updating until its
-        operation ends. Raises ArmError (400, 409, 412) when the write is refused.
+        operation ends. A PUT while another update of the NIC is in progress is accepted
+        and its operation fails with AnotherOperationInProgress (as recorded). Raises
+        ArmError (400, 409, 412) when the write is refused.
         """
         key = name.lower()
         existing = self.state.nics.get(key)
         nic_id = self.state.ids.nic(existing["name"] if existing else name)
-        if existing is not None and key in self.state.pending:
-            pending = self.state.operations[self.state.pending[key]]
-            raise ArmError(
-                409,
-                "AnotherOperationInProgress",
-                "Another operation on this or dependent resource is in progress. To retrieve "
-                "status of the operation use uri: " + self.operation_url(pending, api_version),
-            )
         check_if_match(if_match, existing["etag"] if existing else None, nic_id)
         if if_none_match and if_none_match.strip() == "*" and existing is not None:
             raise ArmError(
@@ -125,10 +151,17 @@ class NetworkService:
             self.holders(exclude=key),
             _allocate,
         )
+        if existing is not None and key in self.state.pending:
+            return self._conflict(key, existing, operation_id, now, api_version)
         etag = new_etag()
         resource = self._build_nic(nic_id, existing, body, props, configs, etag)
         operation = new_operation(
-            key, self.state.topology.location, now, self.settings.nic_update_seconds
+            operation_id,
+            key,
+            self.state.topology.location,
+            now,
+            self.settings.nic_update_seconds,
+            sync=self._answer_in_put(),
         )
         if lro_failure is not None:
             operation.fail_code = lro_failure.code
@@ -137,6 +170,29 @@ class NetworkService:
         self.state.start_operation(operation)
         self.state.save()
         return PutResult(copy.deepcopy(resource), existing is None, operation)
+
+    def _conflict(
+        self, key: str, nic: dict[str, Any], operation_id: str, now: float, api_version: str
+    ) -> PutResult:
+        """Accept a PUT that meets an update in progress; its operation fails at once."""
+        pending = self.state.operations[self.state.pending[key]]
+        operation = Operation(
+            id=operation_id,
+            nic=key,
+            location=pending.location,
+            started=now,
+            done_at=now,
+            status="Failed",
+            fail_code="AnotherOperationInProgress",
+            fail_message=(
+                "Another operation on this or dependent resource is in progress. To retrieve "
+                "status of the operation use uri: "
+                f"{self.operation_url(pending, api_version, signed=False)}."
+            ),
+        )
+        self.state.record_operation(operation)
+        self.state.save()
+        return PutResult(copy.deepcopy(nic), False, operation, conflict=True)
 
     def set_nic_raw(self, name: str, resource: dict[str, Any]) -> dict[str, Any]:
         """Store ``resource`` as NIC ``name`` without checks (control API), fresh etag."""
@@ -263,8 +319,9 @@ class NetworkService:
         }
 
     def holders(self, exclude: str | None = None) -> dict[str, str]:
-        """Private IP -> id of the ip-configuration holding it (NIC ``exclude`` left out)."""
-        held: dict[str, str] = {}
+        """Private IP -> id of what holds it: an ip-configuration of a NIC (NIC ``exclude``
+        left out), or a resource the emulator does not model (``foreign_holders``)."""
+        held: dict[str, str] = dict(self.state.foreign_holders)
         for key, nic in self.state.nics.items():
             if key == exclude:
                 continue
@@ -277,9 +334,19 @@ class NetworkService:
         return held
 
     def ip_holder(self, ip: str) -> str | None:
-        """Name of the NIC holding ``ip``, or None."""
+        """Name of the NIC holding ``ip``, or None (also when something else holds it)."""
         config_id = self.holders().get(ip)
-        return config_id.split("/ipConfigurations/")[0].rsplit("/", 1)[1] if config_id else None
+        if config_id is None or "/networkinterfaces/" not in config_id.lower():
+            return None
+        return config_id.split("/ipConfigurations/")[0].rsplit("/", 1)[1]
+
+    def set_foreign_holder(self, ip: str, resource_id: str | None) -> None:
+        """Let a resource outside the model hold ``ip`` (None: let it go)."""
+        if resource_id:
+            self.state.foreign_holders[ip] = resource_id
+        else:
+            self.state.foreign_holders.pop(ip, None)
+        self.state.save()
 
     # -- VNets ------------------------------------------------------------------------
 
@@ -369,9 +436,10 @@ class NetworkService:
             "availableIPAddresses": _free_after(network, address, held, 5),
             "isPlatformReserved": str(address) in reserved,
         }
-        if str(address) in held:
-            # The holding NIC's id (not the ip-configuration's): the vendor script takes
-            # the last path segment of this value as the NIC name.
+        if str(address) in held and self.settings.in_use_with_resource:
+            # In neither the API definition nor azure-mgmt-network's model, so off by
+            # default. When on: the holding NIC's id (not the ip-configuration's), which
+            # is what the vendor script expects (it takes the last path segment).
             result["inUseWithResource"] = held[str(address)].split("/ipConfigurations/")[0]
         return result
 

@@ -114,7 +114,7 @@ def normalize_ip_configurations(
     normalized = [_writeable(config) for config in configs]
     _check_primary(nic_id, normalized)
 
-    taken: set[str] = set()
+    taken: dict[str, str] = {}  # address -> id of the ip-configuration of this NIC using it
     for config in normalized:
         config_id = f"{nic_id}/ipConfigurations/{config['name']}"
         props = config["properties"]
@@ -134,7 +134,7 @@ def normalize_ip_configurations(
                     f"IP configuration {config_id} has allocation method Static "
                     "but no private IP address.",
                 )
-            address = allocate(subnet, taken | set(holders))
+            address = allocate(subnet, set(taken) | set(holders))
             if address is None:
                 raise ArmError(
                     400,
@@ -144,7 +144,7 @@ def normalize_ip_configurations(
                 )
             props["privateIPAddress"] = address
         _check_address(config_id, str(address), subnet, holders, taken)
-        taken.add(str(address))
+        taken[str(address)] = config_id
     return normalized
 
 
@@ -205,7 +205,7 @@ def _check_address(
     address: str,
     subnet: SubnetInfo,
     holders: Mapping[str, str],
-    taken: set[str],
+    taken: Mapping[str, str],
 ) -> None:
     try:
         ip = ipaddress.ip_address(address)
@@ -229,11 +229,13 @@ def _check_address(
             f"Private static IP address {address} falls within reserved IP range of subnet "
             f"prefix {subnet.network}.",
         )
-    holder = holders.get(str(ip))
-    if holder is not None or str(ip) in taken:
+    holder = holders.get(str(ip)) or taken.get(str(ip))
+    if holder is not None:
+        # Code and wording as recorded (issue threads quoting ARM, 2018 and 2024); the
+        # holder is the other ip-configuration's id, as in the 2024 one.
         raise ArmError(
             400,
-            "PrivateIPAddressInUse",
+            "PrivateIPAddressIsAllocated",
             f"IP configuration {config_id} is using the private IP address {address} which is "
-            f"already allocated to resource {holder or config_id.rsplit('/', 2)[0]}.",
+            f"already allocated to resource {holder}.",
         )

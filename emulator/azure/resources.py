@@ -213,6 +213,9 @@ def vm_json(
         "name": vm.name,
         "id": ids.vm(vm.name),
         "type": "Microsoft.Compute/virtualMachines",
+        # Compute's etag (in the VM's REST definition since 2023): a quoted counter, and
+        # VMs never change here.
+        "etag": '"1"',
         "location": topology.location,
         "properties": {
             "vmId": vm.vm_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -17,6 +18,7 @@ from .arm import add_arm_routes
 from .control_routes import add_control_routes, add_discovery_routes
 from .core import Emulator
 from .imds import build_identity_app, build_imds_app
+from .opsign import OperationSigner
 
 __all__ = ["RunningEmulator", "load_or_create_ca", "start_servers"]
 
@@ -68,6 +70,12 @@ async def start_servers(
 ) -> RunningEmulator:
     """Bind and start every server; returns what the ready line reports."""
     ca = load_or_create_ca(state_dir)
+    # Operation URLs are signed with a key kept in the state directory (the CA's), so
+    # URLs handed out before a restart still poll afterwards.
+    emu.network.signer = OperationSigner(
+        hashlib.sha256(ca.private_key_pem.bytes()).digest(),
+        ssl.PEM_cert_to_DER_cert(ca.cert_pem.bytes().decode("ascii")),
+    )
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(_HOST, "localhost").configure_cert(tls)
 

@@ -44,6 +44,9 @@ class AzureState:
         # ip-configurations as last applied to the host (what IMDS shows): a NIC that is
         # still Updating, or whose update Failed, keeps showing the previous ones.
         self.applied: dict[str, list[dict[str, Any]]] = {}
+        # Private IPs held by resources the emulator does not model (a load balancer's
+        # frontend, a NIC in another resource group): address -> holder's resource id.
+        self.foreign_holders: dict[str, str] = {}
         self._last_save_seconds = 0.0
         self._dirty = False
         self._flush_handle: asyncio.TimerHandle | None = None
@@ -62,6 +65,7 @@ class AzureState:
         self.applied = {key: _configs(nic) for key, nic in self.nics.items()}
         self.pending = {}
         self.operations = OrderedDict()
+        self.foreign_holders = {}
         self.identity_enabled = {vm.name.lower(): vm.identity_enabled for vm in self.topology.vms}
         self.vnet_etags = {v.name.lower(): new_etag() for v in self.topology.vnets}
 
@@ -79,6 +83,7 @@ class AzureState:
             )
             state.identity_enabled.update(raw.get("identity_enabled", {}))
             state.applied = raw.get("applied") or {k: _configs(n) for k, n in state.nics.items()}
+            state.foreign_holders = raw.get("foreign_holders", {})
             state.settle(time.time())
             return state
         state = cls(topology, directory)
@@ -123,6 +128,7 @@ class AzureState:
             "operations": [op.to_dict() for op in self.operations.values()],
             "identity_enabled": self.identity_enabled,
             "applied": self.applied,
+            "foreign_holders": self.foreign_holders,
         }
         path = self.directory / _STATE_FILE
         tmp = path.with_name(f".{_STATE_FILE}.{os.getpid()}.tmp")
@@ -134,8 +140,12 @@ class AzureState:
 
     def start_operation(self, operation: Operation) -> None:
         """Record ``operation`` as the NIC's pending update."""
-        self.operations[operation.id] = operation
+        self.record_operation(operation)
         self.pending[operation.nic] = operation.id
+
+    def record_operation(self, operation: Operation) -> None:
+        """Keep ``operation`` pollable (one that is not the NIC's pending update, too)."""
+        self.operations[operation.id] = operation
         while len(self.operations) > _MAX_OPERATIONS:
             oldest = next(iter(self.operations))
             if not self.operations[oldest].finished:
@@ -153,9 +163,12 @@ class AzureState:
             del self.pending[nic_key]
             nic = self.nics.get(nic_key)
             if nic is not None:
-                # The network RP writes the resource again when provisioning ends,
-                # so the etag a client saw during the update is stale afterwards.
-                set_provisioning_state(nic, operation.status, new_etag())
+                # After an update answered Updating, the network RP writes the resource
+                # again when provisioning ends, so the etag a client saw during the update
+                # is stale afterwards (a guess); an update answered in the PUT itself keeps
+                # the etag it answered with (recorded).
+                etag = nic["etag"] if operation.sync else new_etag()
+                set_provisioning_state(nic, operation.status, etag)
                 if operation.status == "Succeeded":
                     self.applied[nic_key] = _configs(nic)
             changed = True

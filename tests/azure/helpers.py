@@ -49,3 +49,10 @@ def nic_path(ready: ReadyInfo, nic: str) -> str:
 def app_token(control: AzureControl, **kwargs: Any) -> str:
     """A valid ARM token of the Function app, minted through the control API."""
     return control.token("app", **kwargs)
+
+
+def put_first_response(client: Any, group: str, nic: str, body: Any, **kwargs: Any) -> Any:
+    """PUT a NIC through the SDK without its poller; the PUT's own PipelineResponse."""
+    return client.network_interfaces.begin_create_or_update(
+        group, nic, body, polling=False, cls=lambda response, _model, _headers: response, **kwargs
+    ).result()

@@ -106,6 +106,7 @@ def test_read_burst_is_throttled_with_429_and_retry_after(
     app_credential,
     make_network_client: Callable[..., NetworkManagementClient],
     azure_control: AzureControl,
+    azure_ready: ReadyInfo,
 ) -> None:
     azure_control.update_settings(read_burst=3, read_rate=0.5)
     client = make_network_client(app_credential, retry_total=0)
@@ -116,9 +117,18 @@ def test_read_burst_is_throttled_with_429_and_retry_after(
         client.network_interfaces.get(RESOURCE_GROUP, NIC1)
 
     response = caught.value.response
+    wait = int(response.headers["Retry-After"])
     assert caught.value.status_code == 429
-    assert caught.value.error.code == "SubscriptionRequestsThrottled"
-    assert int(response.headers["Retry-After"]) >= 1
+    assert wait >= 1
+    assert response.json() == {  # ARM's own envelope: no details
+        "error": {
+            "code": "SubscriptionRequestsThrottled",
+            "message": f"Number of 'read' requests for subscription "
+            f"'{azure_ready.subscription_id}' actor '{azure_ready.app_identity.principal_id}' "
+            f"exceeded. Please try again after '{wait}' seconds after additional tokens are "
+            "available. Refer to https://aka.ms/arm-throttling for additional information.",
+        }
+    }
     assert response.headers["x-ms-ratelimit-remaining-subscription-reads"] == "0"
     (counters,) = azure_control.counters().values()
     assert (counters.reads, counters.throttled) == (4, 1)

@@ -21,6 +21,7 @@ def test_request_without_token_gets_arm_401(azure_ready: ReadyInfo) -> None:
 
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "AuthenticationFailed"
+    assert set(response.json()["error"]) == {"code", "message"}  # ARM's envelope, no details
     challenge = response.headers["WWW-Authenticate"]
     assert challenge.startswith('Bearer authorization_uri="https://login.windows.net/"')
     assert 'error="invalid_token"' in challenge

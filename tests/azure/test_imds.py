@@ -264,7 +264,7 @@ def test_network_metadata_shows_secondary_ip_after_the_move_succeeds(
         )
         return [a["privateIpAddress"] for a in network.json()["interface"][0]["ipv4"]["ipAddress"]]
 
-    azure_control.update_settings(nic_update_seconds=0.5)
+    azure_control.update_settings(nic_update_seconds=0.5, nic_update_mode="async")
     client = make_network_client(app_credential)
     poller = client.network_interfaces.begin_create_or_update(
         RESOURCE_GROUP, NIC1, with_secondary(azure_control.nic(NIC1)), polling=False

@@ -49,18 +49,23 @@ def test_dynamic_config_without_address_is_allocated() -> None:
     assert config["properties"]["privateIPAllocationMethod"] == "Dynamic"
 
 
-def test_address_held_elsewhere_is_in_use() -> None:
+def test_address_held_elsewhere_is_allocated_naming_the_holder() -> None:
     with pytest.raises(ArmError) as caught:
         _normalize([_config("ipconfig1", "10.0.0.5")], {"10.0.0.5": "other/ipConfigurations/x"})
 
-    assert (caught.value.status, caught.value.code) == (400, "PrivateIPAddressInUse")
+    assert (caught.value.status, caught.value.code) == (400, "PrivateIPAddressIsAllocated")
+    assert caught.value.message == (
+        "IP configuration nic-id/ipConfigurations/ipconfig1 is using the private IP address "
+        "10.0.0.5 which is already allocated to resource other/ipConfigurations/x."
+    )
 
 
-def test_same_address_twice_on_one_nic_is_in_use() -> None:
+def test_same_address_twice_on_one_nic_names_the_other_ip_configuration() -> None:
     with pytest.raises(ArmError) as caught:
         _normalize([_config("a", "10.0.0.5", True), _config("b", "10.0.0.5", False)])
 
-    assert caught.value.code == "PrivateIPAddressInUse"
+    assert caught.value.code == "PrivateIPAddressIsAllocated"
+    assert caught.value.message.endswith("allocated to resource nic-id/ipConfigurations/a.")
 
 
 def test_no_configs_is_refused() -> None:
@@ -131,3 +136,15 @@ def test_settings_reject_unknown_and_bad_values() -> None:
         settings.update({"nope": 1})
     with pytest.raises(ValueError):
         settings.update({"mirid_claim": "sometimes"})
+    with pytest.raises(ValueError):
+        settings.update({"nic_update_mode": "sometimes"})
+    with pytest.raises(ValueError):
+        settings.update({"in_use_with_resource": "yes"})
+
+
+def test_settings_defaults_answer_nic_updates_both_ways_and_omit_in_use_with_resource() -> None:
+    settings = Settings()
+    settings.update({"nic_update_mode": "async", "in_use_with_resource": "true"})
+
+    assert (Settings().nic_update_mode, Settings().in_use_with_resource) == ("mixed", False)
+    assert (settings.nic_update_mode, settings.in_use_with_resource) == ("async", True)

@@ -126,9 +126,18 @@ def own_stack(tmp_path: Path) -> Iterator[LocalStack]:
 
 
 @pytest.fixture
-def mover(stack: LocalStack) -> Iterator[Mover]:
+def nic_update_mode() -> str | None:
+    """How the local ARM answers NIC updates (None: its default, mixed). Test modules
+    override this fixture to run every test with updates answered each way."""
+    return None
+
+
+@pytest.fixture
+def mover(stack: LocalStack, nic_update_mode: str | None) -> Iterator[Mover]:
     """A client, with ARM back at the seed state and no faults."""
     stack.control.reset()
+    if nic_update_mode is not None:
+        stack.control.update_settings(nic_update_mode=nic_update_mode)
     yield Mover(stack)
 
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 
 import pytest
+import requests
 
+from ..azure.helpers import nic_path, with_secondary
 from .conftest import IP, NIC, Mover
 
 NIC_PUT = "networkInterfaces/server02800"
+
+
+@pytest.fixture(params=["async", "sync"])
+def nic_update_mode(request: pytest.FixtureRequest) -> str:
+    """Every fault test runs with NIC updates answered Updating, then answered in the PUT."""
+    return request.param
 
 
 def _step(record: dict, name: str) -> dict:
@@ -75,13 +84,94 @@ def test_read_errors_and_dropped_connections_are_retried(mover: Mover) -> None:
     assert mover.holders() == [NIC["server01"]]
 
 
-def test_an_update_that_ends_failed_is_retried(held_by_server01: Mover) -> None:
+@pytest.mark.parametrize(
+    ("vm", "step"), [("server01", "remove_ip_config"), ("server02", "add_ip_config")]
+)
+def test_an_update_that_leaves_either_nic_failed_is_retried(
+    held_by_server01: Mover, vm: str, step: str
+) -> None:
     mover = held_by_server01
-    mover.stack.control.fail_next_lros(1, code="InternalServerError", path=NIC_PUT)
+    control = mover.stack.control
+    control.fail_next_lros(1, code="InternalServerError", path=f"networkInterfaces/{NIC[vm]}$")
     record = mover.move("acquire", "server02")
     assert record["status"] == "succeeded", record
-    assert _step(record, "add_ip_config")["retried"] == ["InternalServerError"]
+    assert _step(record, step)["retried"] == ["InternalServerError"]
     assert mover.holders() == [NIC["server02"]]
+    failed = [op for op in control.operations() if op["status"] == "Failed"]
+    assert [op["nic"] for op in failed] == [NIC[vm]]  # the NIC was left Failed, then fixed
+    assert control.nic(NIC[vm])["properties"]["provisioningState"] == "Succeeded"
+
+
+def test_another_operation_in_progress_ends_the_update_and_is_retried(mover: Mover) -> None:
+    """Someone else's update of server02's NIC is still running when the mover writes it."""
+    control, ready = mover.stack.control, mover.stack.ready
+    control.update_settings(nic_update_seconds=3.0)
+    nic = control.nic(NIC["server02"])
+    nic["tags"] = {**nic.get("tags", {}), "changedBy": "another-writer"}
+    other = threading.Thread(
+        target=requests.put,
+        args=(f"{ready.arm}{nic_path(ready, NIC['server02'])}",),
+        kwargs={
+            "params": {"api-version": "2026-03-01"},
+            "json": nic,
+            "headers": {"Authorization": f"Bearer {control.token('app')}"},
+            "verify": ready.ca_file,
+            "timeout": 30,
+        },
+    )
+    other.start()
+    control.wait_for(
+        lambda: control.nic(NIC["server02"])["properties"]["provisioningState"] == "Updating"
+    )
+    record = mover.move("acquire", "server02")
+    other.join()
+    assert record["status"] == "succeeded", record
+    assert "AnotherOperationInProgress" in _step(record, "add_ip_config")["retried"]
+    assert mover.holders() == [NIC["server02"]]
+    assert control.nic(NIC["server02"])["tags"]["changedBy"] == "another-writer"
+
+
+def test_an_address_taken_between_listing_and_writing_is_re_planned(mover: Mover) -> None:
+    """Another writer puts the IP on server01's NIC while the mover's add to server02 is
+    on its way: ARM names server01's ip-configuration, and the mover moves it over."""
+    control = mover.stack.control
+    control.delay_next(1, 1.5, method="PUT", path=NIC_PUT)
+    seq = control.last_seq()
+    posted = mover.post("acquire", "server02")
+    control.wait_for(
+        lambda: control.requests(since=seq, method="GET", path_contains=NIC_PUT), timeout=20
+    )
+    control.set_nic(NIC["server01"], with_secondary(control.nic(NIC["server01"])))
+
+    record = mover.wait(posted.json()["requestId"], "server02")
+    assert record["status"] == "succeeded", record
+    add_steps = [s for s in record["steps"] if s["name"] == "add_ip_config"]
+    assert add_steps[0]["error"]["code"] == "PrivateIPAddressIsAllocated"
+    assert f"{NIC['server01']}/ipConfigurations/ipconfig2" in add_steps[0]["error"]["message"]
+    assert [s["name"] for s in record["steps"]][-3:] == [
+        "remove_ip_config",
+        "add_ip_config",
+        "verify",
+    ]
+    assert mover.holders() == [NIC["server02"]]
+
+
+def test_an_address_held_outside_the_cluster_fails_with_arms_reason(mover: Mover) -> None:
+    control = mover.stack.control
+    frontend = (
+        f"/subscriptions/{mover.stack.ready.subscription_id}/resourceGroups/OtherGroup/providers"
+        "/Microsoft.Network/loadBalancers/lb1/frontendIPConfigurations/fe1"
+    )
+    control.hold_ip(IP, frontend)
+    seq = control.last_seq()
+    record = mover.move("acquire", "server01")
+    assert record["status"] == "failed", record
+    assert record["error"]["code"] == "PrivateIPAddressIsAllocated"
+    assert record["error"]["message"].endswith(f"already allocated to resource {frontend}.")
+    assert len(mover.writes_since(seq)) == 2  # one more try after a fresh listing, no more
+    assert mover.holders() == []
+    control.let_go_ip(IP)
+    assert mover.move("acquire", "server01")["status"] == "succeeded"
 
 
 def test_a_permanent_error_fails_with_its_reason_and_frees_the_lock(
@@ -159,6 +249,7 @@ def test_an_ip_left_on_no_nic_is_reported_as_unassigned(held_by_server01: Mover)
     assert mover.move("acquire", "server02")["status"] == "succeeded"
 
 
+@pytest.mark.parametrize("nic_update_mode", ["async"])  # only an update answered Updating polls
 def test_an_unreadable_operation_status_falls_back_to_the_nic_state(mover: Mover) -> None:
     """Where the role does not cover the subscription-level operation resource."""
     control = mover.stack.control

@@ -62,6 +62,9 @@ def test_the_role_grants_exactly_the_actions_the_mover_uses(own_stack: LocalStac
     assert mover.move("acquire", "server02")["status"] == "succeeded"  # takeover: remove, add
     assert mover.move("acquire", "server02")["status"] == "succeeded"  # already there: read
     assert mover.get(f"ips/{IP}", "server01").status_code == 200  # holders, read by the API
+    # An update answered Updating is polled (its operation read); one answered in the
+    # PUT is not: answer the release's update Updating so both paths are taken.
+    control.update_settings(nic_update_mode="async")
     control.fail_next(3, method="GET", path="/operations/", status=403, code="AuthorizationFailed")
     assert mover.move("release", "server02")["status"] == "succeeded"  # NIC-state fallback
 

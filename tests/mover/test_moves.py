@@ -8,7 +8,15 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from .conftest import FINISHED, IP, NIC, Mover
+
+
+@pytest.fixture(params=["async", "sync"])
+def nic_update_mode(request: pytest.FixtureRequest) -> str:
+    """Every move test runs with NIC updates answered Updating, then answered in the PUT."""
+    return request.param
 
 
 def _without_etags(value):
@@ -198,3 +206,18 @@ def test_a_finished_request_is_already_in_the_ips_history(mover: Mover) -> None:
         history = mover.get(f"ips/{IP}/history", vm).json()["records"]
         assert record["status"] == "succeeded", record
         assert [r for r in history if r["requestId"] == request_id] == [record]
+
+
+def test_an_update_answered_in_the_put_is_not_polled(mover: Mover, nic_update_mode: str) -> None:
+    control = mover.stack.control
+    seq = control.last_seq()
+    record = mover.move("acquire", "server01")
+    assert record["status"] == "succeeded", record
+    polls = [r for r in control.requests(since=seq, method="GET") if "/operations/" in r.path]
+    if nic_update_mode == "sync":
+        assert polls == []
+    else:  # polled at the URL exactly as given (signed): every poll answered
+        assert polls and all(r.status == 200 for r in polls)
+    (add,) = [s for s in record["steps"] if s["name"] == "add_ip_config"]
+    (operation,) = control.operations()
+    assert add["armOperationId"] == operation["id"]  # the PUT's x-ms-request-id

@@ -15,6 +15,7 @@ from mover.planning import (
     Plan,
     find_ip_holders,
     find_vm_nic,
+    foreign_holder,
     plan_acquire,
     plan_nic_edit,
     plan_release,
@@ -527,3 +528,30 @@ def test_a_repair_rewrites_a_failed_nic_and_leaves_a_healthy_one_alone():
 
     assert plan_nic_edit(failed, change, IP1, IP1_CONFIG) == NicEdit(rewrite=True)
     assert plan_nic_edit(nic("nic1", VM1, vip()), change, IP1, IP1_CONFIG).is_noop
+
+
+def _allocated_to(holder: str) -> str:
+    """ARM's PrivateIPAddressIsAllocated message, as recorded."""
+    return (
+        f"IP configuration {nic_id('server01-nic')}/ipConfigurations/{IP1_CONFIG} is using the "
+        f"private IP address {IP1} which is already allocated to resource {holder}."
+    )
+
+
+def test_a_holder_the_plan_takes_the_ip_from_is_not_foreign() -> None:
+    nics = [nic("server01-nic", VM1), nic("server02-nic", VM2, vip())]
+    plan = plan_acquire(nics, VM1, IP1)
+    holder = f"{nic_id('server02-nic').upper()}/ipConfigurations/{IP1_CONFIG}"
+
+    assert foreign_holder(_allocated_to(holder), plan) is None
+
+
+def test_a_holder_outside_the_plan_is_foreign() -> None:
+    plan = plan_acquire([nic("server01-nic", VM1), nic("server02-nic", VM2)], VM1, IP1)
+    frontend = (
+        "/subscriptions/s/resourceGroups/other/providers/Microsoft.Network/loadBalancers/lb"
+        "/frontendIPConfigurations/fe"
+    )
+
+    assert foreign_holder(_allocated_to(frontend), plan) == frontend
+    assert foreign_holder("Some other wording without a resource id.", plan) is None
