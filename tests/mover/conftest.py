@@ -95,6 +95,30 @@ class Mover:
                     found.append(nic["name"])
         return found
 
+    def assert_only_on(self, vm: str | None, ip: str = IP) -> None:
+        """The IP is where a user would check it: ARM's holders, every NIC Succeeded,
+        and each VM's own instance metadata (``vm`` None: on no VM)."""
+        assert self.holders(ip) == ([NIC[vm]] if vm else [])
+        for name in NIC.values():
+            state = self.stack.control.nic(name)["properties"]["provisioningState"]
+            assert state == "Succeeded", (name, state)
+        for member in NIC:
+            assert (ip in self.imds_ips(member)) == (member == vm), member
+
+    def imds_ips(self, vm: str) -> list[str]:
+        """Private IPs that ``vm``'s own instance metadata shows (what the VM really has)."""
+        r = self.http.get(
+            f"{self.stack.ready.imds[vm]}/metadata/instance/network?api-version=2021-02-01",
+            headers={"Metadata": "true"},
+            timeout=10,
+        )
+        r.raise_for_status()
+        return [
+            address["privateIpAddress"]
+            for interface in r.json()["interface"]
+            for address in interface["ipv4"]["ipAddress"]
+        ]
+
     def writes_since(self, seq: int) -> list[Any]:
         """ARM writes logged after ``seq``."""
         return [r for r in self.stack.control.requests(since=seq) if r.method == "PUT"]

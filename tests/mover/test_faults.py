@@ -51,7 +51,7 @@ def test_transient_write_errors_are_retried(
     assert record["status"] == "succeeded", record
     add = _step(record, "add_ip_config")
     assert add["attempt"] == 3 and add["retried"] == [code, code]
-    assert mover.holders() == [NIC["server02"]]
+    mover.assert_only_on("server02")
 
 
 def test_throttling_waits_for_retry_after(held_by_server01: Mover) -> None:
@@ -81,7 +81,7 @@ def test_read_errors_and_dropped_connections_are_retried(mover: Mover) -> None:
     assert record["status"] == "succeeded", record
     assert _step(record, "find_holder")["retried"] == ["ServiceUnavailable", "NoResponse"]
     assert _step(record, "add_ip_config")["retried"] == ["NoResponse"]
-    assert mover.holders() == [NIC["server01"]]
+    mover.assert_only_on("server01")
 
 
 @pytest.mark.parametrize(
@@ -96,10 +96,14 @@ def test_an_update_that_leaves_either_nic_failed_is_retried(
     record = mover.move("acquire", "server02")
     assert record["status"] == "succeeded", record
     assert _step(record, step)["retried"] == ["InternalServerError"]
-    assert mover.holders() == [NIC["server02"]]
+    mover.assert_only_on("server02")
     failed = [op for op in control.operations() if op["status"] == "Failed"]
     assert [op["nic"] for op in failed] == [NIC[vm]]  # the NIC was left Failed, then fixed
-    assert control.nic(NIC[vm])["properties"]["provisioningState"] == "Succeeded"
+    for nic in NIC.values():
+        assert control.nic(nic)["properties"]["provisioningState"] == "Succeeded"
+    # What the VMs themselves see: the IP on server02 only.
+    assert IP in mover.imds_ips("server02")
+    assert IP not in mover.imds_ips("server01")
 
 
 def test_another_operation_in_progress_ends_the_update_and_is_retried(mover: Mover) -> None:
@@ -127,7 +131,7 @@ def test_another_operation_in_progress_ends_the_update_and_is_retried(mover: Mov
     other.join()
     assert record["status"] == "succeeded", record
     assert "AnotherOperationInProgress" in _step(record, "add_ip_config")["retried"]
-    assert mover.holders() == [NIC["server02"]]
+    mover.assert_only_on("server02")
     assert control.nic(NIC["server02"])["tags"]["changedBy"] == "another-writer"
 
 
@@ -153,7 +157,7 @@ def test_an_address_taken_between_listing_and_writing_is_re_planned(mover: Mover
         "add_ip_config",
         "verify",
     ]
-    assert mover.holders() == [NIC["server02"]]
+    mover.assert_only_on("server02")
 
 
 def test_an_address_held_outside_the_cluster_fails_with_arms_reason(mover: Mover) -> None:
@@ -217,7 +221,7 @@ def test_an_etag_race_with_another_writer_keeps_both_changes(held_by_server01: M
     assert _step(record, "add_ip_config")["retried"] == ["PreconditionFailed"]
     final = control.nic("server02800")
     assert final["tags"]["changedBy"] == "another-writer"
-    assert mover.holders() == [NIC["server02"]]
+    mover.assert_only_on("server02")
 
 
 def test_the_deadline_bounds_the_retries(mover: Mover) -> None:
@@ -257,6 +261,6 @@ def test_an_unreadable_operation_status_falls_back_to_the_nic_state(mover: Mover
     seq = control.last_seq()
     record = mover.move("acquire", "server01")
     assert record["status"] == "succeeded", record
-    assert mover.holders() == [NIC["server01"]]
+    mover.assert_only_on("server01")
     refused = [r for r in control.requests(since=seq) if r.status == 403]
     assert refused and all("/operations/" in r.path for r in refused)

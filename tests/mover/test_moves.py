@@ -42,14 +42,14 @@ def _settings(nic: dict) -> dict:
 def test_acquire_puts_the_ip_on_the_callers_nic_only(mover: Mover) -> None:
     record = mover.move("acquire", "server01", context={"event": "START", "group": "failover"})
     assert record["status"] == "succeeded", record
-    assert mover.holders() == [NIC["server01"]]
+    mover.assert_only_on("server01")
     assert [s["name"] for s in record["steps"]] == ["find_holder", "add_ip_config", "verify"]
     assert record["context"] == {"event": "START", "group": "failover"}
     assert record["toNic"].endswith(NIC["server01"]) and record["fromNics"] == []
 
     record = mover.move("acquire", "server02", context={"event": "FAILOVER"})
     assert record["status"] == "succeeded", record
-    assert mover.holders() == [NIC["server02"]]
+    mover.assert_only_on("server02")
     assert [s["name"] for s in record["steps"]] == [
         "find_holder",
         "remove_ip_config",
@@ -75,7 +75,7 @@ def test_release_removes_only_from_the_caller(mover: Mover) -> None:
     record = mover.move("release", "server02")
     assert record["status"] == "succeeded"
     assert mover.writes_since(seq) == [], "a non-holder's release must not write"
-    assert mover.holders() == [NIC["server01"]]
+    mover.assert_only_on("server01")
 
     record = mover.move("release", "server01")
     assert record["status"] == "succeeded"
@@ -140,7 +140,7 @@ def test_concurrent_acquires_are_serialized_first_come_first_served(mover: Mover
     for earlier, later in itertools.pairwise(spans):
         assert earlier["finishedAt"] <= later["lockedAt"], "two moves of one IP overlapped"
     last = spans[-1]
-    assert mover.holders() == [NIC[last["caller"]["member"]]]
+    mover.assert_only_on(last["caller"]["member"])
     history = mover.get(f"ips/{IP}/history?limit=100", "server01").json()["records"]
     assert {r["requestId"] for r in records} <= {h["requestId"] for h in history}
 
@@ -161,7 +161,7 @@ def test_a_request_whose_deadline_passes_in_the_queue_never_runs(mover: Mover) -
     assert record["status"] == "expired"
     assert record["steps"] == [] and record["lockedAt"] is None
     assert mover.wait(slow.json()["requestId"], "server01")["status"] == "succeeded"
-    assert mover.holders() == [NIC["server01"]]
+    mover.assert_only_on("server01")
 
 
 def test_ip_state_shows_holder_and_lock(mover: Mover) -> None:
