@@ -74,6 +74,13 @@ def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
         # it; Azure's remedy for a Failed network resource is to PUT it again.
         if edit.is_noop and nic.provisioning_state != "Failed":
             return {"noop": True}
+        write_by = request.get("writeBy")
+        if write_by is not None and time.time() >= float(write_by):
+            # This call ran late (a slow read, an overloaded host): the lock's
+            # lease may have passed to another request. Renew first, then write.
+            raise TransientError(
+                "LeaseExpiring", "the lock's lease was running out before the write; renewing"
+            )
         configs = [c for c in nic.ip_configurations if c.name not in edit.remove_names]
         if edit.add_name:
             configs.append(

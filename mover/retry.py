@@ -9,10 +9,11 @@ __all__ = ["retry_delay"]
 FIRST_DELAY_SECONDS = 1.0
 MAX_DELAY_SECONDS = 15.0
 
-# Failures that a fresh read fixes at once: a stale etag, or a NIC that changed
-# under us. Retried without waiting the first two times.
+# Failures that a fresh read (or a renewed lease) fixes at once: a stale etag, a
+# NIC that changed under us, a write that ran late. Retried without waiting the
+# first two times.
 _REREAD_CODES = frozenset(
-    {"PreconditionFailed", "PrivateIPAddressInUse", "PrivateIPAddressIsAllocated"}
+    {"PreconditionFailed", "PrivateIPAddressInUse", "PrivateIPAddressIsAllocated", "LeaseExpiring"}
 )
 
 

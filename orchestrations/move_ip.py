@@ -187,15 +187,17 @@ class MoveRun:
             if winner == woken:
                 recheck.cancel()
 
-    def renew_lock(self) -> Steps:
+    def renew_lock(self, before_write: bool = False) -> Steps:
         """Keep the lease before every ARM call of the move (reads, writes, waits).
 
-        Renewed once half of it has passed. A lease that ran out is still ours
-        unless another request took the lock; if one did, the request ends with
+        Renewed once half of it has passed, and always right before a write, so
+        that a write (which ARM may answer only when the update is done) starts
+        with a whole lease ahead. A lease that ran out is still ours unless
+        another request took the lock; if one did, the request ends with
         ``lock_lost`` and never writes again.
         """
         lease = self.limits.lock_lease_seconds
-        if self.now() < self.lease_until - lease / 2:
+        if not before_write and self.now() < self.lease_until - lease / 2:
             return
         if not (yield self.context.call_entity(self.lock, "renew", self._lock_args())):
             raise PermanentError("lock_lost", "the IP's lock lease ran out before the move ended")
@@ -302,7 +304,7 @@ class MoveRun:
         name = _STEP_OF_CHANGE[change.kind]
         step = self._start_step(name, nic=change.nic_id)
         while True:
-            yield from self.renew_lock()
+            yield from self.renew_lock(before_write=True)
             outcome = yield self.context.call_activity(
                 UPDATE_NIC,
                 {
@@ -316,6 +318,9 @@ class MoveRun:
                     },
                     "address": self.request.ip,
                     "ipConfigName": self.request.ip_config_name,
+                    # The activity writes only while the lease surely holds: a
+                    # delayed activity of a holder overtaken meanwhile never writes.
+                    "writeBy": self.lease_until - self.limits.lock_lease_seconds / 4,
                 },
             )
             if outcome["ok"]:

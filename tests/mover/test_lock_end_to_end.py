@@ -86,3 +86,29 @@ def test_two_posts_racing_with_one_request_id_make_one_request(short_lease: Move
     assert len(mover.writes_since(seq)) == 1
     history = mover.get(f"ips/{IP}/history", "server02").json()["records"]
     assert [r["requestId"] for r in history].count(request_id) == 1
+
+
+def test_a_holder_overtaken_while_its_write_was_delayed_never_writes(short_lease: Mover) -> None:
+    mover = short_lease
+    control = mover.stack.control
+    assert mover.move("acquire", "server01")["status"] == "succeeded"
+    # server02's takeover reads server01's NIC, and that read takes longer than the lease:
+    # meanwhile server01 asks for the IP again and gets the lock.
+    control.delay_next(1, 3.5, method="GET", path=f"networkInterfaces/{NIC['server01']}$")
+    seq = control.last_seq()
+    slow = mover.post("acquire", "server02")
+    control.wait_for(
+        lambda: (
+            mover.get(f"requests/{slow.json()['requestId']}", "server02").json()["status"]
+            == "running"
+            or None
+        )
+    )
+    back = mover.move("acquire", "server01")
+    overtaken = mover.wait(slow.json()["requestId"], "server02")
+
+    assert back["status"] == "succeeded", back
+    assert overtaken["status"] == "failed", overtaken
+    assert overtaken["error"]["code"] == "lock_lost"
+    assert mover.writes_since(seq) == []  # the late write never reached ARM
+    mover.assert_only_on("server01")
