@@ -35,6 +35,7 @@ API_VERSIONS = {
     "microsoft.web/serverfarms": "2024-04-01",
     "microsoft.web/sites": "2024-04-01",
     "microsoft.web/sites/config": "2024-04-01",
+    "microsoft.web/sites/basicpublishingcredentialspolicies": "2024-04-01",
     "microsoft.authorization/roleassignments": "2022-04-01",
     "microsoft.authorization/roledefinitions": "2022-04-01",
     "microsoft.resources/deployments": "2024-03-01",
@@ -324,3 +325,18 @@ def test_the_app_gets_no_other_role_on_the_cluster(template) -> None:
         "4d97b98b-1d4f-4787-a291-c67834d212e7",  # Network Contributor
     ):
         assert builtin not in text
+
+
+def test_basic_publishing_credentials_and_ftp_are_off(template) -> None:
+    # Publishing goes through Entra ID only: no FTP(S) and no SCM basic-auth user.
+    site = only(template, "Microsoft.Web/sites")
+    assert site["properties"]["siteConfig"]["ftpsState"] == "Disabled"
+    policies = {
+        r["name"]: r["properties"]
+        for _, r in iter_resources(template)
+        if r["type"] == "Microsoft.Web/sites/basicPublishingCredentialsPolicies"
+    }
+    assert policies == {
+        "[format('{0}/{1}', parameters('functionAppName'), 'ftp')]": {"allow": False},
+        "[format('{0}/{1}', parameters('functionAppName'), 'scm')]": {"allow": False},
+    }
