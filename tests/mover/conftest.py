@@ -59,19 +59,21 @@ class Mover:
             timeout=30,
         )
 
-    def get(self, path: str, vm: str) -> requests.Response:
-        """GET /v1/{path} as ``vm``."""
+    def get(self, path: str, vm: str, token: str | None = None) -> requests.Response:
+        """GET /v1/{path} as ``vm`` (or with another ``token``, e.g. an operator's)."""
         return self.http.get(
             f"{self.stack.api}/{path}",
-            headers={"Authorization": f"Bearer {self.token(vm)}"},
+            headers={"Authorization": f"Bearer {token or self.token(vm)}"},
             timeout=30,
         )
 
-    def wait(self, request_id: str, vm: str, timeout: float = 60.0) -> dict[str, Any]:
+    def wait(
+        self, request_id: str, vm: str, timeout: float = 60.0, token: str | None = None
+    ) -> dict[str, Any]:
         """Poll the request until it has finished; return its record."""
         deadline = time.monotonic() + timeout
         while True:
-            r = self.get(f"requests/{request_id}", vm)
+            r = self.get(f"requests/{request_id}", vm, token)
             assert r.status_code == 200, r.text
             record = r.json()
             if record["status"] in FINISHED:

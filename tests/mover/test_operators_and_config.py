@@ -23,13 +23,8 @@ def test_an_operator_moves_the_ip_to_a_named_member(mover: Mover) -> None:
     token = _operator_token(mover)
     r = mover.post("acquire", "server01", token=token, target="server02")
     assert r.status_code == 202, r.text
-    headers = {"Authorization": f"Bearer {token}"}
-    url = f"{mover.stack.api}/requests/{r.json()['requestId']}"
-    mover.stack.control.wait_for(
-        lambda: requests.get(url, headers=headers, timeout=10).json()["status"] == "succeeded",
-        timeout=30,
-    )
-    record = requests.get(url, headers=headers, timeout=10).json()
+    record = mover.wait(r.json()["requestId"], "server01", token=token)
+    assert record["status"] == "succeeded", record
     assert record["caller"] == {
         "member": "server02",
         "vm": mover.stack.config["clusters"][0]["members"][1]["vmId"],
@@ -139,13 +134,8 @@ def test_an_operator_may_force_it(mover: Mover) -> None:
     r = mover.post("acquire", "server01", token=token, target="server01", force=True)
 
     assert r.status_code == 202, r.text
-    headers = {"Authorization": f"Bearer {token}"}
-    url = f"{mover.stack.api}/requests/{r.json()['requestId']}"
-    mover.stack.control.wait_for(
-        lambda: requests.get(url, headers=headers, timeout=10).json()["status"] == "succeeded",
-        timeout=30,
-    )
-    assert mover.holders() == [NIC["server01"]]
+    assert mover.wait(r.json()["requestId"], "server01", token=token)["status"] == "succeeded"
+    mover.assert_only_on("server01")
 
 
 def test_a_member_may_not_force(mover: Mover) -> None:
