@@ -2,27 +2,46 @@
 
 Builds the ARM client (the app's managed identity), turns SDK models into
 ``NicView`` and SDK exceptions into the mover's transient/permanent errors.
+
+Every ARM call is asynchronous (azure-mgmt-network's ``aio`` client on
+aiohttp): Microsoft's Python worker runs ``async def`` functions on its event
+loop, so a call waiting for ARM holds no thread. The worker has one event loop
+per process, and so one credential and one client per subscription serve
+every call of the process.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from azure.core.exceptions import (
     HttpResponseError,
+    ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.identity import ManagedIdentityCredential
-from azure.mgmt.network import NetworkManagementClient
+from azure.core.rest import HttpRequest
+from azure.identity.aio import ManagedIdentityCredential
+from azure.mgmt.network.aio import NetworkManagementClient
 
 from mover.config import ArmSettings
 from mover.errors import MoverError, PermanentError, TransientError, classify_arm_failure
 from mover.planning import IpConfigView, NicView
 
-__all__ = ["map_sdk_error", "network_client", "nic_view", "retry_after_seconds"]
+__all__ = [
+    "get_nic",
+    "get_vm",
+    "map_sdk_error",
+    "network_client",
+    "nic_view",
+    "read_nic_view",
+    "retry_after_seconds",
+    "split_nic_id",
+]
 
 log = logging.getLogger("mover.arm")
 
@@ -32,16 +51,28 @@ logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(l
 
 _ARM_SCOPE = "https://management.azure.com/.default"
 
+# Microsoft.Compute's api-version for reading a VM (its networkProfile); the
+# network SDK's client sends the request, so no compute SDK is needed.
+_COMPUTE_API_VERSION = "2024-07-01"
+
+_NIC_ID = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Network/"
+    r"networkInterfaces/(?P<name>[^/]+)$",
+    re.IGNORECASE,
+)
+_SUBSCRIPTION = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/", re.IGNORECASE)
+
 
 @functools.cache
 def _credential() -> ManagedIdentityCredential:
-    # The Function app's own identity (App Service's identity endpoint in Azure).
+    # The Function app's own identity (App Service's identity endpoint in Azure);
+    # one per process, so its token cache serves every client.
     return ManagedIdentityCredential()
 
 
 @functools.cache
 def network_client(settings: ArmSettings, subscription_id: str) -> NetworkManagementClient:
-    """A client for the subscription, cached for the process.
+    """An asynchronous client for the subscription, cached for the process.
 
     SDK-level retries are off: every retry happens in the orchestration, with
     durable timers that honour Retry-After and the request's deadline, and
@@ -57,6 +88,44 @@ def network_client(settings: ArmSettings, subscription_id: str) -> NetworkManage
         connection_timeout=10,
         read_timeout=30,
     )
+
+
+def split_nic_id(nic_id: str) -> tuple[str, str, str]:
+    """(subscription, resource group, name) of a NIC id. Raises ValueError."""
+    m = _NIC_ID.match(nic_id)
+    if m is None:
+        raise ValueError(f"not a NIC resource id: {nic_id}")
+    return m["sub"], m["rg"], m["name"]
+
+
+async def get_nic(settings: ArmSettings, nic_id: str) -> Any:
+    """The NIC (SDK model). Raises what the SDK raises."""
+    subscription, group, name = split_nic_id(nic_id)
+    return await network_client(settings, subscription).network_interfaces.get(group, name)
+
+
+async def read_nic_view(settings: ArmSettings, nic_id: str) -> NicView | None:
+    """The NIC as the decisions see it; None when ARM has no such NIC (404)."""
+    try:
+        return nic_view(await get_nic(settings, nic_id))
+    except ResourceNotFoundError:
+        return None
+
+
+async def get_vm(settings: ArmSettings, vm_id: str) -> Mapping[str, Any]:
+    """A virtual machine resource as ARM returns it (GET, Microsoft.Compute)."""
+    m = _SUBSCRIPTION.match(vm_id)
+    if m is None:
+        raise ValueError(f"not a resource id: {vm_id}")
+    client = network_client(settings, m["sub"])
+    response = await client.send_request(
+        HttpRequest("GET", vm_id, params={"api-version": _COMPUTE_API_VERSION})
+    )
+    response.raise_for_status()
+    body = response.json()
+    if not isinstance(body, dict):
+        raise PermanentError("UnexpectedResponse", f"ARM answered GET {vm_id} without a resource")
+    return body
 
 
 def nic_view(nic: Any) -> NicView:

@@ -1,73 +1,93 @@
-"""Activities on NICs: list them, change one NIC's ip-configurations, follow the update.
+"""Activities on NICs: read the members' NICs, change one NIC's ip-configurations,
+follow the update.
 
 Each returns an outcome, ``{"ok": true, "result": ...}`` or ``{"ok": false,
 "error": ErrorInfo}``, so that the orchestration gets the error's kind and
 Retry-After as data (Durable would pass it only a message).
+
+They are ``async def`` on azure-mgmt-network's ``aio`` client: Microsoft's worker
+runs them on its event loop, so a NIC update that ARM takes seconds to finish
+holds no thread while it is followed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import azure.durable_functions as df
 from azure.core.rest import HttpRequest
 from azure.mgmt.network.models import NetworkInterfaceIPConfiguration, Subnet
 
-from mover.config import current_config
+from mover.config import ArmSettings, current_config
 from mover.errors import TransientError, classify_arm_failure
+from mover.member_nics import MemberNics, MemberRef
 from mover.planning import Change, plan_nic_edit
 
-from .arm import map_sdk_error, network_client, nic_view
+from .arm import (
+    get_nic,
+    get_vm,
+    map_sdk_error,
+    network_client,
+    nic_view,
+    read_nic_view,
+    split_nic_id,
+)
 from .binding_types import JsonObject
 
-__all__ = ["LIST_NICS", "UPDATE_NIC", "WAIT_FOR_NIC_UPDATE", "bp"]
+__all__ = ["READ_NICS", "UPDATE_NIC", "WAIT_FOR_NIC_UPDATE", "bp"]
 
 log = logging.getLogger("mover.activities")
 
-LIST_NICS = "list_nics"
+READ_NICS = "read_nics"
 UPDATE_NIC = "update_nic_ip_configs"
 WAIT_FOR_NIC_UPDATE = "wait_for_nic_update"
 
 bp = df.Blueprint()
 
-_NIC_ID = re.compile(
-    r"^/subscriptions/[^/]+/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Network/"
-    r"networkInterfaces/(?P<name>[^/]+)$",
-    re.IGNORECASE,
-)
+# The members' NICs learned from their VMs, for this worker process.
+_MEMBER_NICS = MemberNics()
 
 
-@bp.activity_trigger(input_name="request", activity=LIST_NICS)
-def list_nics(request: JsonObject) -> dict[str, Any]:
-    """All NICs of the cluster's resource group, as NicView dicts."""
+@bp.activity_trigger(input_name="request", activity=READ_NICS)
+async def read_nics(request: JsonObject) -> dict[str, Any]:
+    """The members' NICs (``members``: ``[{vmId, nicId?}]``) and the NICs ARM named as
+    holding the IP (``nicIds``), read by id in parallel; each as a NicView dict with
+    only the ip-configurations that carry ``address``.
+    """
 
-    def call() -> list[dict[str, Any]]:
-        client = network_client(current_config().arm, request["subscriptionId"])
-        nics = client.network_interfaces.list(request["resourceGroup"])
-        return [nic_view(n).to_dict() for n in nics]
+    async def call() -> list[dict[str, Any]]:
+        settings = current_config().arm
+        views = await _MEMBER_NICS.read(
+            [MemberRef.from_dict(m) for m in request["members"]],
+            request.get("nicIds") or (),
+            lambda vm_id: get_vm(settings, vm_id),
+            lambda nic_id: read_nic_view(settings, nic_id),
+        )
+        return [view.about(request["address"]).to_dict() for view in views]
 
-    return _outcome(LIST_NICS, request, call)
+    return await _outcome(READ_NICS, request, call)
 
 
 @bp.activity_trigger(input_name="request", activity=UPDATE_NIC)
-def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
+async def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
     """Read the NIC, change only its ip-configurations, PUT it back with If-Match.
 
     The change is re-decided on the NIC as read, so a repeated call is a no-op
     (``{"noop": true}``), unless the NIC is ``Failed``: then it is written again as it
     is. Does not wait for the update to finish; ARM often answers the PUT when the
     update is already done (``provisioningState`` Succeeded in the result), and then
-    there is nothing to wait for.
+    there is nothing to wait for. ``answeredAt`` (epoch seconds) is when ARM answered.
     """
 
-    def call() -> dict[str, Any]:
-        client = network_client(current_config().arm, request["subscriptionId"])
-        group, name = _split_nic_id(request["nicId"])
-        nic = client.network_interfaces.get(group, name)
+    async def call() -> dict[str, Any]:
+        settings = current_config().arm
+        subscription, group, name = split_nic_id(request["nicId"])
+        client = network_client(settings, subscription)
+        nic = await get_nic(settings, request["nicId"])
         change = Change(**request["change"])
         edit = plan_nic_edit(nic_view(nic), change, request["address"], request["ipConfigName"])
         # A NIC whose last update Failed may show the wanted configuration without having
@@ -97,14 +117,15 @@ def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
         # for a NIC left Failed is to PUT it again); If-Match makes a
         # concurrent writer's change win.
         nic.ip_configurations = configs
-        response = client.network_interfaces.begin_create_or_update(
+        poller = await client.network_interfaces.begin_create_or_update(
             group,
             name,
             nic,
             headers={"If-Match": nic.etag},
             polling=False,
             cls=lambda pipeline_response, _deserialized, _headers: pipeline_response,
-        ).result()
+        )
+        response = await poller.result()
         http = response.http_response
         return {
             "noop": False,
@@ -112,28 +133,36 @@ def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
             "operationUrl": http.headers.get("Azure-AsyncOperation"),
             "armRequestId": http.headers.get("x-ms-request-id"),
             "provisioningState": _provisioning_state(http),
+            "answeredAt": time.time(),
         }
 
-    return _outcome(UPDATE_NIC, request, call)
+    return await _outcome(UPDATE_NIC, request, call)
 
 
 @bp.activity_trigger(input_name="request", activity=WAIT_FOR_NIC_UPDATE)
-def wait_for_nic_update(request: JsonObject) -> dict[str, Any]:
-    """Poll the NIC update every ``lro_poll_seconds`` until it ends or the budget is spent.
+async def wait_for_nic_update(request: JsonObject) -> dict[str, Any]:
+    """Poll the NIC update until it ends or the budget (``budgetSeconds``) is spent.
 
-    Deliberately ignores ARM's Retry-After (10 s on NIC updates): a failover
-    must not wait for a clock when Azure finished sooner. Ends with
+    The first poll comes ``arm.firstPollSeconds`` after ARM answered the PUT
+    (``answeredAt``, given to the first call for an update): a NIC update takes
+    about that long, so polling at once would only cost a read. Later polls come
+    every ``arm.lroPollSeconds``. Deliberately ignores ARM's Retry-After (10 s on
+    NIC updates): a failover must not wait for a clock when Azure finished sooner.
+    Waits on the event loop, holding no thread. Ends with
     ``TransientError("StillUpdating")`` when the budget runs out first.
     """
 
-    def call() -> dict[str, Any]:
+    async def call() -> dict[str, Any]:
         settings = current_config().arm
-        client = network_client(settings, request["subscriptionId"])
-        group, name = _split_nic_id(request["nicId"])
+        subscription, _, name = split_nic_id(request["nicId"])
         budget_ends = time.monotonic() + float(request["budgetSeconds"])
+        delay = _first_delay(settings, request.get("answeredAt"))
         while True:
-            time.sleep(settings.lro_poll_seconds)
-            status, error = _update_status(client, request.get("operationUrl"), group, name)
+            await asyncio.sleep(delay)
+            delay = settings.lro_poll_seconds
+            status, error = await _update_status(
+                settings, subscription, request.get("operationUrl"), request["nicId"]
+            )
             if status == "Succeeded":
                 return {"status": status}
             if status in ("Failed", "Canceled"):
@@ -146,11 +175,24 @@ def wait_for_nic_update(request: JsonObject) -> dict[str, Any]:
             if time.monotonic() >= budget_ends:
                 raise TransientError("StillUpdating", f"{name} is still updating")
 
-    return _outcome(WAIT_FOR_NIC_UPDATE, request, call)
+    return await _outcome(WAIT_FOR_NIC_UPDATE, request, call)
 
 
-def _update_status(
-    client: Any, operation_url: str | None, group: str, name: str
+def _first_delay(settings: ArmSettings, answered_at: Any) -> float:
+    """How long to wait before the first poll of this call.
+
+    ``firstPollSeconds`` after ARM answered the PUT (the time the activity took to
+    be scheduled counts), never more; a later call for the same update (no
+    ``answeredAt``) polls at the usual cadence.
+    """
+    if answered_at is None:
+        return settings.lro_poll_seconds
+    remaining = float(answered_at) + settings.first_poll_seconds - time.time()
+    return min(max(remaining, 0.0), settings.first_poll_seconds)
+
+
+async def _update_status(
+    settings: ArmSettings, subscription: str, operation_url: str | None, nic_id: str
 ) -> tuple[str, dict[str, Any] | None]:
     """Status of the update: the Azure-AsyncOperation resource, else the NIC's state.
 
@@ -159,7 +201,8 @@ def _update_status(
     provisioningState tells the same, without the failure's reason.
     """
     if operation_url:
-        response = client.send_request(HttpRequest("GET", operation_url))
+        client = network_client(settings, subscription)
+        response = await client.send_request(HttpRequest("GET", operation_url))
         if response.status_code not in (403, 404):
             response.raise_for_status()
             body = response.json()
@@ -167,7 +210,7 @@ def _update_status(
         log.warning(
             "cannot read %s (%d): using the NIC's state", operation_url, response.status_code
         )
-    nic = client.network_interfaces.get(group, name)
+    nic = await get_nic(settings, nic_id)
     return str(nic.provisioning_state), None
 
 
@@ -179,17 +222,12 @@ def _provisioning_state(http: Any) -> str | None:
         return None
 
 
-def _split_nic_id(nic_id: str) -> tuple[str, str]:
-    m = _NIC_ID.match(nic_id)
-    if m is None:
-        raise ValueError(f"not a NIC resource id: {nic_id}")
-    return m["rg"], m["name"]
-
-
-def _outcome(activity: str, request: dict[str, Any], call: Callable[[], Any]) -> dict[str, Any]:
+async def _outcome(
+    activity: str, request: dict[str, Any], call: Callable[[], Awaitable[Any]]
+) -> dict[str, Any]:
     started = time.monotonic()
     try:
-        result = call()
+        result = await call()
     except Exception as exc:
         error = map_sdk_error(exc)
         log.info(

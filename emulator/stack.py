@@ -115,8 +115,14 @@ def mover_config_for(
     topology: dict[str, Any],
     limits: dict[str, Any] | None = None,
     lro_poll_seconds: float | None = None,
+    first_poll_seconds: float | None = None,
+    name_member_nics: bool = False,
 ) -> dict[str, Any]:
-    """The mover's configuration for a local Azure topology: one cluster per topology cluster."""
+    """The mover's configuration for a local Azure topology: one cluster per topology cluster.
+
+    ``name_member_nics``: each member's ``nicId`` is its VM's first NIC (otherwise
+    the mover learns the NICs from the VMs).
+    """
     vms = {vm["name"]: vm for vm in topology["vms"]}
     rg_prefix = f"/subscriptions/{ready.subscription_id}/resourceGroups/{ready.resource_group}"
     clusters = []
@@ -130,6 +136,14 @@ def mover_config_for(
                         "name": name,
                         "vmId": f"{rg_prefix}/providers/Microsoft.Compute/virtualMachines/{name}",
                         "principalId": vms[name]["principal_id"],
+                        **(
+                            {
+                                "nicId": f"{rg_prefix}/providers/Microsoft.Network"
+                                f"/networkInterfaces/{vms[name]['nics'][0]['name']}"
+                            }
+                            if name_member_nics
+                            else {}
+                        ),
                     }
                     for name in cluster["members"]
                 ],
@@ -152,6 +166,7 @@ def mover_config_for(
             "endpoint": ready.arm,
             "caBundle": ready.ca_file,
             **({"lroPollSeconds": lro_poll_seconds} if lro_poll_seconds else {}),
+            **({"firstPollSeconds": first_poll_seconds} if first_poll_seconds else {}),
         },
         "limits": limits or {},
         "clusters": clusters,
@@ -168,6 +183,8 @@ def start_stack(
     lro_poll_seconds: float | None = None,
     host_emulator_root: Path = REPO_ROOT,
     host_settings: dict[str, str] | None = None,
+    first_poll_seconds: float | None = None,
+    name_member_nics: bool = False,
 ) -> LocalStack:
     """Start the local Azure and the host with the mover app; return when both are ready.
 
@@ -185,7 +202,14 @@ def start_stack(
     try:
         ready = ReadyInfo.from_json(json.dumps(azure.info))
         control = AzureControl.from_ready(ready)
-        config = mover_config_for(ready, control.topology(), limits, lro_poll_seconds)
+        config = mover_config_for(
+            ready,
+            control.topology(),
+            limits,
+            lro_poll_seconds,
+            first_poll_seconds,
+            name_member_nics,
+        )
         config["auth"].update(auth or {})
         config_path = state_dir / "mover-config.json"
         config_path.write_text(json.dumps(config, indent=2))

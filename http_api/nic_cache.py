@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mover.planning import NicView
@@ -39,9 +39,9 @@ class NicCache:
         subscription_id: str,
         resource_group: str,
         ttl: float,
-        read: Callable[[], list[NicView]],
+        read: Callable[[], Awaitable[list[NicView]]],
     ) -> NicRead:
-        """The group's NICs, read with ``read`` (in a thread) unless a read is fresh enough."""
+        """The group's NICs, read with ``read`` unless a read is fresh enough."""
         key = (subscription_id.lower(), resource_group.lower())
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -49,6 +49,6 @@ class NicCache:
             if cached is not None and self._clock() - cached.read_at < ttl:
                 return cached
             started = self._clock()
-            fresh = NicRead(tuple(await asyncio.to_thread(read)), started)
+            fresh = NicRead(tuple(await read()), started)
             self._reads[key] = fresh
             return fresh

@@ -243,9 +243,10 @@ async def _read_ip(
     config, caller = _authenticate(req)
     cluster, spec = authorize_read_ip(config, caller, parse_ip(req.route_params["ip"]))
 
-    def read_nics() -> list[NicView]:
+    async def read_nics() -> list[NicView]:
+        # The whole group, unlike a move: the state shows any holder, a member or not.
         arm = network_client(config.arm, cluster.subscription_id)
-        return [nic_view(n) for n in arm.network_interfaces.list(cluster.resource_group)]
+        return [nic_view(n) async for n in arm.network_interfaces.list(cluster.resource_group)]
 
     try:
         read = await _NICS.nics(

@@ -38,6 +38,10 @@ _VM_ID = re.compile(
     r"/subscriptions/[^/\s]+/resourceGroups/[^/\s]+/providers/Microsoft\.Compute/virtualMachines/[^/\s]+",
     re.IGNORECASE,
 )
+_NIC_ID = re.compile(
+    r"/subscriptions/[^/\s]+/resourceGroups/[^/\s]+/providers/Microsoft\.Network/networkInterfaces/[^/\s]+",
+    re.IGNORECASE,
+)
 _IPCONFIG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 # An app role's value: no whitespace (Entra ID refuses spaces), printable ASCII.
 _APP_ROLE = re.compile(r"[!-~]{1,120}")
@@ -55,11 +59,16 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Member:
-    """A cluster node: its VM and the object id of its managed identity."""
+    """A cluster node: its VM, the object id of its managed identity, and optionally its NIC.
+
+    ``nic_id`` names the NIC that carries the cluster's IPs; without it the mover
+    learns the VM's NICs from the VM (its ``networkProfile``).
+    """
 
     name: str
     vm_id: str
     principal_id: str
+    nic_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,9 @@ class ArmSettings:
     # Poll NIC operations every half second instead of obeying Retry-After (10 s
     # on NIC updates): a move must not wait for a clock. See the README.
     lro_poll_seconds: float = 0.5
+    # The first poll of an update ARM answered "Updating" comes this long after
+    # the PUT's answer (a typical NIC update), not at once.
+    first_poll_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -282,7 +294,8 @@ def _parse_arm(raw: dict[str, Any], problems: list[str]) -> ArmSettings:
         problems.append("arm.endpoint: must be an https URL")
         endpoint = ArmSettings.endpoint
     poll = _positive(raw, "lroPollSeconds", ArmSettings.lro_poll_seconds, "arm", problems)
-    return ArmSettings(endpoint.rstrip("/"), raw.get("caBundle"), poll)
+    first = _positive(raw, "firstPollSeconds", ArmSettings.first_poll_seconds, "arm", problems)
+    return ArmSettings(endpoint.rstrip("/"), raw.get("caBundle"), poll, first)
 
 
 def _parse_limits(raw: dict[str, Any], problems: list[str]) -> Limits:
@@ -367,9 +380,13 @@ def _parse_member(raw: Any, where: str, problems: list[str]) -> Member | None:
     if not _is_guid(raw.get("principalId")):
         problems.append(f"{where}.principalId: must be the VM identity's object id (GUID)")
         ok = False
+    nic_id = raw.get("nicId")
+    if nic_id is not None and (not isinstance(nic_id, str) or not _NIC_ID.fullmatch(nic_id)):
+        problems.append(f"{where}.nicId: must be a network interface resource id")
+        ok = False
     if not ok:
         return None
-    return Member(raw["name"], raw["vmId"], raw["principalId"].lower())
+    return Member(raw["name"], raw["vmId"], raw["principalId"].lower(), nic_id)
 
 
 def _parse_ip(raw: Any, where: str, problems: list[str]) -> IpSpec | None:
@@ -409,6 +426,10 @@ def _check_unique(clusters: list[Cluster], problems: list[str]) -> None:
         if len(set(config_names)) != len(config_names):
             # A NIC cannot carry two ip-configurations of one name.
             problems.append(f"cluster {cluster.name}: each IP needs its own ipConfigName")
+        nics = [m.nic_id.lower() for m in cluster.members if m.nic_id]
+        if len(set(nics)) != len(nics):
+            # A NIC is attached to one VM at most.
+            problems.append(f"cluster {cluster.name}: two members name the same nicId")
         names = [m.name.lower() for m in cluster.members]
         principals = [m.principal_id for m in cluster.members]
         if len(set(names)) != len(names) or len(set(principals)) != len(principals):

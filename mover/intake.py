@@ -162,6 +162,7 @@ def build_move_request(
         ),
         member_vm_ids=tuple(m.vm_id for m in grant.cluster.members),
         force=body.force,
+        member_nic_ids={m.vm_id: m.nic_id for m in grant.cluster.members if m.nic_id},
     )
 
 

@@ -7,6 +7,7 @@ ARM by an activity. Nothing here talks to Azure.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "find_ip_holders",
     "find_vm_nic",
     "foreign_holder",
+    "holder_nic_to_read",
     "plan_acquire",
     "plan_nic_edit",
     "plan_release",
@@ -52,6 +54,12 @@ class NicView:
     def config_holding(self, address: str) -> IpConfigView | None:
         """The ip-configuration with this private address, if any."""
         return next((c for c in self.ip_configs if c.address == address), None)
+
+    def about(self, address: str) -> NicView:
+        """The NIC with only the ip-configurations that carry ``address``: all that a
+        move's decisions need from a NIC it read, and all that its history keeps."""
+        configs = tuple(c for c in self.ip_configs if c.address == address)
+        return NicView(self.id, self.name, self.vm_id, self.provisioning_state, configs)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (activities return NICs to the orchestration as data)."""
@@ -153,14 +161,12 @@ def find_ip_holders(nics: list[NicView], address: str) -> list[NicView]:
 def find_vm_nic(nics: list[NicView], vm_id: str, address: str) -> NicView:
     """The NIC of this VM that should carry the IP.
 
-    Raises PermanentError when the VM has no NIC in the cluster's resource
-    group, or several and none of them already holds the IP (ambiguous).
+    Raises PermanentError when none of the NICs read is attached to the VM, or
+    several are and none of them already holds the IP (ambiguous).
     """
     own = [n for n in nics if _same_id(n.vm_id, vm_id)]
     if not own:
-        raise PermanentError(
-            "vm_has_no_nic", f"no NIC in the cluster's resource group is attached to {vm_id}"
-        )
+        raise PermanentError("vm_has_no_nic", f"no NIC read is attached to {vm_id}")
     if len(own) == 1:
         return own[0]
     holding = [n for n in own if n.config_holding(address) is not None]
@@ -168,7 +174,8 @@ def find_vm_nic(nics: list[NicView], vm_id: str, address: str) -> NicView:
         return holding[0]
     raise PermanentError(
         "vm_has_several_nics",
-        f"{vm_id} has {len(own)} NICs ({', '.join(n.name for n in own)}); cannot tell which one",
+        f"{vm_id} has {len(own)} NICs ({', '.join(n.name for n in own)}); cannot tell which "
+        "one (name it in the configuration: nicId)",
     )
 
 
@@ -303,6 +310,37 @@ def foreign_holder(arm_message: str, plan: Plan) -> str | None:
     if any(_same_id(nic_id, held) for held in plan.holders):
         return None
     return holder
+
+
+_NIC_ID = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
+    r"Microsoft\.Network/networkInterfaces/[^/]+$",
+    re.IGNORECASE,
+)
+
+
+def holder_nic_to_read(
+    holder: str, subscription_id: str, resource_group: str, read: Iterable[str]
+) -> str | None:
+    """The NIC to read because ARM named one of its ip-configurations as the holder.
+
+    A move reads only its members' NICs; ARM's PrivateIPAddressIsAllocated names
+    any other holder (``foreign_holder``). When that is an ip-configuration of a
+    NIC in the cluster's resource group (where the app's role lets it read) that
+    the move has not read, the move reads it and plans again: a member's NIC the
+    configuration does not name, or a NIC that is not a member's. None for
+    anything else (another kind of resource, another resource group, a NIC
+    already read): ARM's answer then stands.
+    """
+    nic_id = re.split(r"/ipConfigurations/", holder, flags=re.IGNORECASE)[0]
+    match = _NIC_ID.match(nic_id)
+    if match is None:
+        return None
+    if not (_same_id(match["sub"], subscription_id) and _same_id(match["rg"], resource_group)):
+        return None
+    if any(_same_id(nic_id, done) for done in read):
+        return None
+    return nic_id
 
 
 def verify_acquired(nics: list[NicView], vm_id: str, address: str) -> str | None:

@@ -103,6 +103,9 @@ class MoveRequest:
     # queued before members were carried (no check then).
     member_vm_ids: tuple[str, ...] = ()
     force: bool = False
+    # The members' NICs that the configuration names (VM id → NIC id); the NICs of the
+    # other members are learned from their VMs.
+    member_nic_ids: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -117,7 +120,13 @@ class MoveRequest:
         limits = RequestLimits(**data.get("limits") or {})
         members = tuple(data.get("member_vm_ids") or ())
         return cls(
-            **{**data, "action": Action(data["action"]), "limits": limits, "member_vm_ids": members}
+            **{
+                **data,
+                "action": Action(data["action"]),
+                "limits": limits,
+                "member_vm_ids": members,
+                "member_nic_ids": dict(data.get("member_nic_ids") or {}),
+            }
         )
 
 

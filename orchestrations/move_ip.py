@@ -1,9 +1,14 @@
 """The move orchestration: one instance per request (instance id = request id).
 
     wait for the IP's lock (FIFO; expire if the deadline passes first)
-    read the resource group's NICs → plan → apply each change → read again
+    read the members' NICs → plan → apply each change → read them again
     … until the IP is where it should be (verified), then release the lock
     and record the request in the IP's history.
+
+A move reads only the NICs of its cluster's members, by id (a release only the
+caller's), never the resource group: another holder is found from ARM's own
+answer to the add (PrivateIPAddressIsAllocated names it), and then read too.
+What the history keeps of a NIC is what the decisions need (``NicView.about``).
 
 Every transient ARM failure is retried with durable timers that honour
 Retry-After, within the request's deadline; a permanent one ends the request
@@ -21,9 +26,18 @@ from typing import Any
 import azure.durable_functions as df
 
 from activities.lock_wakeup import WAKE_WAITER
-from activities.network import LIST_NICS, UPDATE_NIC, WAIT_FOR_NIC_UPDATE
+from activities.network import READ_NICS, UPDATE_NIC, WAIT_FOR_NIC_UPDATE
 from mover.errors import ErrorInfo, MoverError, PermanentError
-from mover.planning import Change, NicView, Plan, foreign_holder, plan_acquire, plan_release
+from mover.member_nics import MemberRef
+from mover.planning import (
+    Change,
+    NicView,
+    Plan,
+    foreign_holder,
+    holder_nic_to_read,
+    plan_acquire,
+    plan_release,
+)
 from mover.records import (
     REFUSED_CODE,
     Action,
@@ -101,6 +115,8 @@ class MoveRun:
         # that was already given one more try (see check_conflict).
         self.conflict: ErrorInfo | None = None
         self.foreign_retried: str | None = None
+        # NICs outside the members' that ARM named as holding the IP: read them too.
+        self.holder_nics: list[str] = []
         self._publish()
 
     # -- time and audit ------------------------------------------------------
@@ -258,15 +274,42 @@ class MoveRun:
             for change in plan.changes:
                 touched.append(change.nic_id)
                 if (yield from self.apply(change)):
-                    break  # transient failure: read again and re-plan
+                    # Read again and re-plan (with the holder ARM named, if need be).
+                    if self.read_named_holder(plan, nics):
+                        step_name = "find_holder"
+                    break
+
+    def read_named_holder(self, plan: Plan, nics: list[NicView]) -> bool:
+        """After ARM said another resource holds the address: read it too, if it is a NIC
+        of the cluster's resource group the move has not read.
+
+        A move reads only its members' NICs, so ARM's PrivateIPAddressIsAllocated is
+        how it learns of any other holder: a NIC that is not a member's (the plan then
+        refuses it, ``held_by_non_member``, unless an operator forces the move), or a
+        member's NIC the configuration does not name. True when there is such a NIC
+        to read before planning again.
+        """
+        if self.conflict is None:
+            return False
+        holder = foreign_holder(self.conflict.message, plan)
+        if holder is None:
+            return False
+        request = self.request
+        unread = holder_nic_to_read(
+            holder, request.subscription_id, request.resource_group, [n.id for n in nics]
+        )
+        if unread is None:
+            return False
+        self.holder_nics.append(unread)
+        return True
 
     def check_conflict(self, plan: Plan) -> None:
         """After ARM said another resource holds the address: re-plan, or give up.
 
         When the holder ARM names is one of the NICs the new plan takes the IP from,
-        the plan deals with it. When it is not (a resource the mover does not manage,
-        or a listing that lagged), the plan is tried once more; the same answer again
-        ends the request with ARM's code and message.
+        the plan deals with it. When it is not (a resource the mover does not manage
+        or cannot read, or a read that lagged), the plan is tried once more; the same
+        answer again ends the request with ARM's code and message.
         """
         conflict, self.conflict = self.conflict, None
         if conflict is None:
@@ -279,16 +322,27 @@ class MoveRun:
         self.foreign_retried = holder
 
     def read_nics(self, step_name: str) -> Steps:
-        """List the resource group's NICs, retrying transient failures."""
+        """Read the NICs the move needs, retrying transient failures.
+
+        An acquire reads every member's NICs (a holder among them loses the IP); a
+        release only the caller's. Plus any NIC ARM named as holding the IP.
+        """
+        request = self.request
+        if request.action == Action.RELEASE or not request.member_vm_ids:
+            vms: tuple[str, ...] = (request.vm_id,)
+        else:
+            vms = request.member_vm_ids
+        members = [MemberRef(vm, _nic_of(request.member_nic_ids, vm)) for vm in vms]
         step = self._start_step(step_name)
         payload = {
-            "requestId": self.request.request_id,
-            "subscriptionId": self.request.subscription_id,
-            "resourceGroup": self.request.resource_group,
+            "requestId": request.request_id,
+            "address": request.ip,
+            "members": [m.to_dict() for m in members],
+            "nicIds": list(self.holder_nics),
         }
         while True:
             yield from self.renew_lock()
-            outcome = yield self.context.call_activity(LIST_NICS, payload)
+            outcome = yield self.context.call_activity(READ_NICS, payload)
             if outcome["ok"]:
                 self._end_step(step)
                 return [NicView.from_dict(n) for n in outcome["result"]]
@@ -329,7 +383,7 @@ class MoveRun:
                 error = None
                 # "Succeeded" in the PUT's own answer: the update is done, nothing to poll.
                 if not update["noop"] and update.get("provisioningState") != "Succeeded":
-                    error = yield from self._wait_for_update(change, update.get("operationUrl"))
+                    error = yield from self._wait_for_update(change, update)
                 if error is None:
                     break
             else:
@@ -346,8 +400,13 @@ class MoveRun:
             self._publish()
         return False
 
-    def _wait_for_update(self, change: Change, operation_url: str | None) -> Steps:
-        """Follow the NIC update to its end: None when it succeeded, else its error."""
+    def _wait_for_update(self, change: Change, update: dict[str, Any]) -> Steps:
+        """Follow the NIC update to its end: None when it succeeded, else its error.
+
+        The first wait starts from when ARM answered the PUT (its first poll comes a
+        typical update time later); the following ones poll at the usual cadence.
+        """
+        answered_at = update.get("answeredAt")
         while True:
             # Each wait returns well within the lease, so the lease is renewed in time.
             budget = min(
@@ -364,10 +423,12 @@ class MoveRun:
                     "requestId": self.request.request_id,
                     "subscriptionId": self.request.subscription_id,
                     "nicId": change.nic_id,
-                    "operationUrl": operation_url,
+                    "operationUrl": update.get("operationUrl"),
                     "budgetSeconds": budget,
+                    **({"answeredAt": answered_at} if answered_at is not None else {}),
                 },
             )
+            answered_at = None
             if outcome["ok"]:
                 return None
             error = ErrorInfo.from_dict(outcome["error"])
@@ -452,6 +513,11 @@ class MoveRun:
             {"record": record, "limit": self.limits.history_size},
         )
         return record
+
+
+def _nic_of(configured: dict[str, str], vm_id: str) -> str | None:
+    """The NIC the configuration names for this VM (ids compare case-insensitively)."""
+    return next((nic for vm, nic in configured.items() if vm.lower() == vm_id.lower()), None)
 
 
 def _elapsed(start: str, end: str) -> float:

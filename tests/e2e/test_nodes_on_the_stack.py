@@ -16,7 +16,7 @@ import pytest
 from emulator.azure.topology import seed_topology_dict
 from emulator.launch import REPO_ROOT
 from emulator.stack import AUDIENCE, LocalStack, start_stack
-from tests.mover.conftest import FAST_AZURE, FAST_LIMITS, NIC, Mover
+from tests.mover.conftest import FAST_AZURE, FAST_LIMITS, FAST_POLLS, NIC, Mover
 
 IP = "10.5.0.110"
 CLIENT = REPO_ROOT / "node_client" / "ipmover.py"
@@ -54,7 +54,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         topology=str(topology),
         azure_args=FAST_AZURE,
         limits=FAST_LIMITS,
-        lro_poll_seconds=0.1,
+        **FAST_POLLS,
     )
     try:
         yield running

@@ -88,9 +88,11 @@ def test_role_actions_are_distinct_exact_action_names(role_actions) -> None:
 def test_role_holds_exactly_the_mover_actions(role_actions) -> None:
     # NIC read (GET, list in the resource group), NIC write (PUT with If-Match), joining the
     # subnet the new ip-configuration references and the NSG and public IP the NIC keeps
-    # referencing, and polling the PUT's Azure-AsyncOperation. tests/mover/
-    # test_least_privilege.py checks this against what the mover really does.
+    # referencing, polling the PUT's Azure-AsyncOperation, and reading a member's VM to
+    # learn its NICs. tests/mover/test_least_privilege.py checks this against what the
+    # mover really does.
     assert sorted(role_actions) == [
+        "Microsoft.Compute/virtualMachines/read",
         "Microsoft.Network/locations/operations/read",
         "Microsoft.Network/networkInterfaces/read",
         "Microsoft.Network/networkInterfaces/write",

@@ -20,6 +20,8 @@ FINISHED = ("succeeded", "failed", "expired")
 # Fast Azure: NIC updates take 0.3 s and ARM suggests polling after 0.2 s.
 FAST_AZURE = ["--nic-update-seconds", "0.3", "--retry-after", "0.2"]
 FAST_LIMITS = {"lockPollSeconds": 1.0, "lockLeaseSeconds": 30}
+# An update answered "Updating" is first polled after 0.2 s (it takes 0.3), then every 0.1 s.
+FAST_POLLS = {"lro_poll_seconds": 0.1, "first_poll_seconds": 0.2}
 # An operator (a user, not a VM): the app role lets it read everything and move an IP to a
 # named member; its object id alone does nothing.
 OPERATOR = "0e5f1d2c-3b4a-4c5d-8e6f-7a8b9c0d1e2f"
@@ -133,7 +135,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         tmp_path_factory.mktemp("stack"),
         azure_args=FAST_AZURE,
         limits=FAST_LIMITS,
-        lro_poll_seconds=0.1,
+        **FAST_POLLS,
     )
     try:
         yield running
@@ -144,7 +146,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 @pytest.fixture
 def own_stack(tmp_path: Path) -> Iterator[LocalStack]:
     """A stack for one test alone (it kills the host, or reads the whole request log)."""
-    running = start_stack(tmp_path, azure_args=FAST_AZURE, limits=FAST_LIMITS, lro_poll_seconds=0.1)
+    running = start_stack(tmp_path, azure_args=FAST_AZURE, limits=FAST_LIMITS, **FAST_POLLS)
     try:
         yield running
     finally:

@@ -9,7 +9,7 @@ import requests
 from emulator.stack import LocalStack, start_stack
 from mover.records import parse_iso
 
-from .conftest import FAST_AZURE, NIC, Mover
+from .conftest import FAST_AZURE, FAST_POLLS, NIC, Mover
 
 
 def test_kill_between_remove_and_add_then_restart_completes_once(own_stack: LocalStack) -> None:
@@ -50,7 +50,7 @@ def test_a_dead_lock_holder_is_passed_over_when_its_lease_runs_out(tmp_path: Pat
         tmp_path,
         azure_args=FAST_AZURE,
         limits={"lockLeaseSeconds": lease, "lockPollSeconds": 0.5},
-        lro_poll_seconds=0.1,
+        **FAST_POLLS,
     )
     try:
         mover = Mover(stack)

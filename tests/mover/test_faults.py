@@ -25,6 +25,12 @@ def _step(record: dict, name: str) -> dict:
     return next(s for s in record["steps"] if s["name"] == name)
 
 
+def _read_before_writing(control, since: int) -> bool:
+    """Whether the add has read server02's NIC for its write (the PUT is then on its way,
+    delayed): its second read, after the one that found the holder."""
+    return len(control.requests(since=since, method="GET", path_contains=NIC_PUT)) >= 2
+
+
 @pytest.fixture
 def held_by_server01(mover: Mover) -> Mover:
     """The IP starts on server01, so a move to server02 removes then adds."""
@@ -72,16 +78,23 @@ def test_throttling_waits_for_retry_after(held_by_server01: Mover) -> None:
 
 
 def test_read_errors_and_dropped_connections_are_retried(mover: Mover) -> None:
-    mover.stack.control.fail_next(
-        1, method="GET", path="networkInterfaces$", status=503, code="ServiceUnavailable"
-    )
-    mover.stack.control.drop_next(1, method="GET", path="networkInterfaces$")
-    mover.stack.control.drop_next(1, method="PUT", path="networkInterfaces/server01535")
+    """A connection closed without an answer is sent again at once by the HTTP client
+    (aiohttp, for idempotent methods, as RFC 9112 allows); closed again, the step fails
+    with NoResponse and the orchestration retries it."""
+    control = mover.stack.control
+    # server02's NIC is read only to find the holder (and to verify), never written here.
+    other = "networkInterfaces/server02800$"
+    seq = control.last_seq()
+    control.fail_next(1, method="GET", path=other, status=503, code="ServiceUnavailable")
+    control.drop_next(2, method="GET", path=other)
+    control.drop_next(2, method="PUT", path="networkInterfaces/server01535")
     record = mover.move("acquire", "server01")
     assert record["status"] == "succeeded", record
     assert _step(record, "find_holder")["retried"] == ["ServiceUnavailable", "NoResponse"]
     assert _step(record, "add_ip_config")["retried"] == ["NoResponse"]
     mover.assert_only_on("server01")
+    puts = control.requests(since=seq, method="PUT")
+    assert [r.fault for r in puts] == ["drop", "drop", None]
 
 
 @pytest.mark.parametrize(
@@ -142,9 +155,7 @@ def test_an_address_taken_between_listing_and_writing_is_re_planned(mover: Mover
     control.delay_next(1, 1.5, method="PUT", path=NIC_PUT)
     seq = control.last_seq()
     posted = mover.post("acquire", "server02")
-    control.wait_for(
-        lambda: control.requests(since=seq, method="GET", path_contains=NIC_PUT), timeout=20
-    )
+    control.wait_for(lambda: _read_before_writing(control, seq), timeout=20)
     control.set_nic(NIC["server01"], with_secondary(control.nic(NIC["server01"])))
 
     record = mover.wait(posted.json()["requestId"], "server02")
@@ -208,10 +219,7 @@ def test_an_etag_race_with_another_writer_keeps_both_changes(held_by_server01: M
     control.delay_next(1, 1.5, method="PUT", path=NIC_PUT)
     seq = control.last_seq()
     posted = mover.post("acquire", "server02")
-    control.wait_for(
-        lambda: [r for r in control.requests(since=seq, method="GET", path_contains=NIC_PUT)],
-        timeout=20,
-    )
+    control.wait_for(lambda: _read_before_writing(control, seq), timeout=20)
     nic = control.nic("server02800")
     nic["tags"] = {**nic.get("tags", {}), "changedBy": "another-writer"}
     control.set_nic("server02800", nic)
@@ -226,7 +234,7 @@ def test_an_etag_race_with_another_writer_keeps_both_changes(held_by_server01: M
 
 def test_the_deadline_bounds_the_retries(mover: Mover) -> None:
     mover.stack.control.fail_next(
-        100, method="GET", path="networkInterfaces$", status=503, code="ServiceUnavailable"
+        100, method="GET", path="networkInterfaces/[^/]+$", status=503, code="ServiceUnavailable"
     )
     deadline = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)).isoformat()
     record = mover.move("acquire", "server01", deadline=deadline)

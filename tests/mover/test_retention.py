@@ -11,7 +11,7 @@ import requests
 
 from emulator.stack import LocalStack, start_stack
 
-from .conftest import FAST_AZURE, FAST_LIMITS, IP, NIC, Mover, log_of
+from .conftest import FAST_AZURE, FAST_LIMITS, FAST_POLLS, IP, NIC, Mover, log_of
 
 RETENTION_SECONDS = 5.0
 # A request may not outlive the retention while its node can still retry the POST.
@@ -32,7 +32,7 @@ def retention_stack(tmp_path: Path) -> Iterator[LocalStack]:
         tmp_path,
         azure_args=FAST_AZURE,
         limits=RETENTION_LIMITS,
-        lro_poll_seconds=0.1,
+        **FAST_POLLS,
         host_settings={"MOVER_RETENTION_SCHEDULE": "* * * * * *"},
     )
     try:

@@ -17,7 +17,7 @@ import requests
 
 from emulator.stack import AUDIENCE, LocalStack, start_stack
 
-from .conftest import FAST_AZURE, FAST_LIMITS
+from .conftest import FAST_AZURE, FAST_LIMITS, FAST_POLLS
 
 REFRESH, COOLDOWN = 4.0, 1.0
 
@@ -28,7 +28,7 @@ def keyed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         tmp_path_factory.mktemp("keys"),
         azure_args=FAST_AZURE,
         limits=FAST_LIMITS,
-        lro_poll_seconds=0.1,
+        **FAST_POLLS,
         auth={"keyRefreshSeconds": REFRESH, "keyRefetchCooldownSeconds": COOLDOWN},
     )
     try:

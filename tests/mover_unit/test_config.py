@@ -26,6 +26,11 @@ from .builders import (
     sample_config,
 )
 
+NIC1 = (
+    f"/subscriptions/{SUB1}/resourceGroups/TestGroup1"
+    "/providers/Microsoft.Network/networkInterfaces/server01-nic"
+)
+
 
 def problems_of(raw: Any) -> list[str]:
     with pytest.raises(ConfigError) as caught:
@@ -77,7 +82,12 @@ def test_arm_and_limits_default_when_absent():
 
 def test_arm_and_limits_are_read_when_given():
     raw = config_dict()
-    raw["arm"] = {"endpoint": "https://localhost:8443/", "caBundle": "/ca.pem", "lroPollSeconds": 2}
+    raw["arm"] = {
+        "endpoint": "https://localhost:8443/",
+        "caBundle": "/ca.pem",
+        "lroPollSeconds": 2,
+        "firstPollSeconds": 3,
+    }
     raw["limits"] = {
         "defaultDeadlineSeconds": 60,
         "maxDeadlineSeconds": 600,
@@ -90,7 +100,7 @@ def test_arm_and_limits_are_read_when_given():
     config = parse_config(raw)
 
     # The trailing slash is dropped so paths can be appended.
-    assert config.arm == ArmSettings("https://localhost:8443", "/ca.pem", 2.0)
+    assert config.arm == ArmSettings("https://localhost:8443", "/ca.pem", 2.0, 3.0)
     assert config.limits == Limits(60.0, 600.0, 30.0, 0.25, 50, retention_days=0.5)
 
 
@@ -240,6 +250,7 @@ def test_arm_endpoint_must_be_https(endpoint):
     ("section", "key"),
     [
         ("arm", "lroPollSeconds"),
+        ("arm", "firstPollSeconds"),
         ("limits", "defaultDeadlineSeconds"),
         ("limits", "maxDeadlineSeconds"),
         ("limits", "lockLeaseSeconds"),
@@ -412,6 +423,13 @@ def test_a_subscription_is_required_here_or_at_the_top():
             "server02",
             "clusters[0].members[1].principalId: must be the VM identity's object id (GUID)",
         ),
+        (
+            "nicId",
+            MEMBERS["server02"].vm_id,
+            "clusters[0].members[1].nicId: must be a network interface resource id",
+        ),
+        ("nicId", "", "clusters[0].members[1].nicId: must be a network interface resource id"),
+        ("nicId", 7, "clusters[0].members[1].nicId: must be a network interface resource id"),
     ],
 )
 def test_bad_member_field_is_named(key, value, problem):
@@ -419,6 +437,26 @@ def test_bad_member_field_is_named(key, value, problem):
     raw["clusters"][0]["members"][1][key] = value
 
     assert problems_of(raw) == [problem]
+
+
+def test_a_members_nic_is_optional_and_read_when_given():
+    raw = config_dict()
+    nic = NIC1
+    raw["clusters"][0]["members"][0]["nicId"] = nic
+
+    members = parse_config(raw).clusters[0].members
+
+    assert [m.nic_id for m in members] == [nic, None]
+
+
+def test_two_members_may_not_name_the_same_nic():
+    raw = config_dict()
+    nic = NIC1
+    for member in raw["clusters"][0]["members"]:
+        member["nicId"] = nic
+    raw["clusters"][0]["members"][1]["nicId"] = nic.upper()
+
+    assert problems_of(raw) == ["cluster cluster1: two members name the same nicId"]
 
 
 def test_member_with_several_bad_fields_reports_each():

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from mover.access import authorize_move
-from mover.config import Limits
+from mover.config import Limits, parse_config
 from mover.intake import (
     MAX_BODY_BYTES,
     ApiError,
@@ -28,6 +28,7 @@ from .builders import (
     MEMBERS,
     SUB1,
     caller_for,
+    config_dict,
     operator_caller,
     sample_config,
 )
@@ -420,3 +421,18 @@ def test_request_carries_the_clusters_member_vms(config):
     cluster = config.clusters[0]
     assert request.member_vm_ids == tuple(m.vm_id for m in cluster.members)
     assert MoveRequest.from_dict(json.loads(json.dumps(request.to_dict()))) == request
+
+
+def test_request_carries_the_nics_the_configuration_names_for_members():
+    raw = config_dict()
+    named = raw["clusters"][0]["members"][1]
+    named["nicId"] = named["vmId"].replace(
+        "Microsoft.Compute/virtualMachines/server02", "Microsoft.Network/networkInterfaces/nic2"
+    )
+    request = build(parse_config(raw))
+
+    assert request.member_nic_ids == {named["vmId"]: named["nicId"]}
+    assert MoveRequest.from_dict(json.loads(json.dumps(request.to_dict()))) == request
+    legacy = request.to_dict()
+    del legacy["member_nic_ids"]
+    assert MoveRequest.from_dict(legacy).member_nic_ids == {}

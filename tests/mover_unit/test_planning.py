@@ -16,6 +16,7 @@ from mover.planning import (
     find_ip_holders,
     find_vm_nic,
     foreign_holder,
+    holder_nic_to_read,
     plan_acquire,
     plan_nic_edit,
     plan_release,
@@ -23,7 +24,7 @@ from mover.planning import (
     verify_released,
 )
 
-from .builders import IP1, IP1_CONFIG, SUBNET1, ipc, nic, nic_id, vm_of
+from .builders import IP1, IP1_CONFIG, SUB1, SUBNET1, ipc, nic, nic_id, vm_of
 
 VM1, VM2, VM3 = vm_of("server01"), vm_of("server02"), vm_of("server11")
 
@@ -97,11 +98,11 @@ def test_detached_nics_are_ignored():
     assert find_vm_nic(nics, VM1, IP1).name == "nic1"
 
 
-def test_vm_without_a_nic_in_the_group_is_a_permanent_error():
+def test_vm_without_a_nic_among_those_read_is_a_permanent_error():
     error = permanent(find_vm_nic, [nic("nic2", VM2)], VM1, IP1)
 
     assert error.code == "vm_has_no_nic"
-    assert error.message == f"no NIC in the cluster's resource group is attached to {VM1}"
+    assert error.message == f"no NIC read is attached to {VM1}"
 
 
 def test_vm_with_two_nics_uses_the_one_holding_the_ip():
@@ -116,7 +117,10 @@ def test_vm_with_two_nics_neither_holding_the_ip_is_ambiguous():
     error = permanent(find_vm_nic, nics, VM1, IP1)
 
     assert error.code == "vm_has_several_nics"
-    assert error.message == f"{VM1} has 2 NICs (nic1a, nic1b); cannot tell which one"
+    assert error.message == (
+        f"{VM1} has 2 NICs (nic1a, nic1b); cannot tell which one "
+        "(name it in the configuration: nicId)"
+    )
 
 
 # -- plan_acquire -------------------------------------------------------------
@@ -555,3 +559,74 @@ def test_a_holder_outside_the_plan_is_foreign() -> None:
 
     assert foreign_holder(_allocated_to(frontend), plan) == frontend
     assert foreign_holder("Some other wording without a resource id.", plan) is None
+
+
+# -- holder_nic_to_read: a holder ARM names outside what the move read ---------------
+
+
+def test_a_nic_of_the_cluster_group_that_arm_names_is_read() -> None:
+    holder = f"{nic_id('db01-nic')}/ipConfigurations/{IP1_CONFIG}"
+
+    read = [nic_id("server01-nic"), nic_id("server02-nic")]
+
+    assert holder_nic_to_read(holder, SUB1, "TestGroup1", read) == nic_id("db01-nic")
+
+
+def test_group_and_subscription_of_the_named_nic_compare_case_insensitively() -> None:
+    holder = f"{nic_id('db01-nic').upper()}/IPCONFIGURATIONS/{IP1_CONFIG}"
+
+    assert holder_nic_to_read(holder, SUB1.upper(), "testgroup1", []) == nic_id("db01-nic").upper()
+
+
+@pytest.mark.parametrize(
+    "holder",
+    [
+        # another kind of resource
+        f"/subscriptions/{SUB1}/resourceGroups/TestGroup1/providers/Microsoft.Network"
+        "/loadBalancers/lb/frontendIPConfigurations/fe",
+        # another resource group, where the app's role does not reach
+        f"{nic_id('db01-nic', group='OtherGroup')}/ipConfigurations/x",
+        # another subscription
+        f"{nic_id('db01-nic', subscription='0a1b2c3d-4e5f-4a6b-8c7d-000000000009')}"
+        "/ipConfigurations/x",
+        # a NIC the move has read already (ARM and the read disagree: ARM's answer stands)
+        f"{nic_id('server02-nic')}/ipConfigurations/{IP1_CONFIG}",
+    ],
+    ids=["load-balancer", "other-group", "other-subscription", "already-read"],
+)
+def test_what_the_move_cannot_or_need_not_read_is_not_read(holder: str) -> None:
+    read = [nic_id("server01-nic"), nic_id("server02-nic").lower()]
+
+    assert holder_nic_to_read(holder, SUB1, "TestGroup1", read) is None
+
+
+def test_an_operator_forces_the_ip_off_a_non_member_nic_once_it_is_read() -> None:
+    # What the move does after ARM named db01-nic: read it, plan again.
+    nics = [nic("server01-nic", VM1), nic("server02-nic", VM2), nic("db01-nic", VM3, vip())]
+
+    assert permanent(plan_acquire, nics, VM1, IP1, (VM1, VM2)).code == "held_by_non_member"
+    plan = plan_acquire(nics, VM1, IP1, (VM1, VM2), True)
+    assert [(c.kind, c.nic_name) for c in plan.changes] == [
+        ("remove", "db01-nic"),
+        ("add", "server01-nic"),
+    ]
+
+
+# -- NicView.about: what a move keeps of a NIC ----------------------------------------
+
+
+def test_a_nic_about_an_address_keeps_only_the_configs_carrying_it() -> None:
+    full = nic("nic1", VM1, ipc("other", "10.5.0.99"), vip())
+
+    kept = full.about(IP1)
+
+    assert kept.ip_configs == (vip(),)
+    assert (kept.id, kept.name, kept.vm_id, kept.provisioning_state) == (
+        full.id,
+        full.name,
+        full.vm_id,
+        full.provisioning_state,
+    )
+    plans = [plan_acquire([n], VM1, IP1) for n in (kept, full)]
+    assert [(p.holders, p.changes, p.waiting) for p in plans] == [((full.id,), (), ())] * 2
+    assert nic("nic2", VM2).about(IP1).ip_configs == ()
