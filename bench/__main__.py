@@ -16,7 +16,8 @@ Sections (docstrings of each module say what and why):
    resource group and each in its own;
 4. ``bench.client`` - the node client's start-up time and peak memory.
 
-The full run takes about 20 minutes on the project's 2-core machine, ``--quick`` a few.
+The full run takes 20 to 35 minutes on the project's 2-core machine (the longer while
+scale sizes run into their limits), ``--quick`` a few.
 Everything is bounded (timeouts on every script, a time limit per scale size: a minute plus
 twice what ARM's write budget imposes, so at most 7 minutes for N = 1,000) and stops
 what it started. The report is rewritten after each section, so an interrupted run
