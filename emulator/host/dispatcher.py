@@ -165,16 +165,21 @@ class Dispatcher:
         episodes: list[str] = []
         free = self.episode_limit - len(self._busy_instances)
         if free > 0 and self._ready:
-            for instance_id in list(self._ready):
+            # Oldest first; only as far as needed (busy ones stay ready for later), so
+            # a long queue of ready instances costs nothing per pass.
+            taken: list[str] = []
+            for instance_id in self._ready:
                 if instance_id in self._busy_instances:
                     continue  # ready again once its episode ends
-                del self._ready[instance_id]
+                taken.append(instance_id)
                 if self._not_before.get(instance_id, 0.0) > now:
                     continue  # backing off: its own entry in the heap brings it back
-                self._busy_instances.add(instance_id)
                 episodes.append(instance_id)
                 if len(episodes) == free:
                     break
+            for instance_id in taken:
+                del self._ready[instance_id]
+            self._busy_instances.update(episodes)
         activities: list[ActivityWorkItem] = []
         while self._queued_activities and self._running_activities < self.activity_limit:
             activities.append(self._queued_activities.popleft())

@@ -51,11 +51,20 @@ class InProcessInvoker:
         self.contexts: list[str] = []
         self.running = 0
         self.most_running = 0
+        self.episodes = 0
+        self.most_episodes = 0
         self._lock = threading.Lock()
 
     def orchestration(self, function: IndexedFunction, context_json: str) -> InvocationOutcome:
-        self.contexts.append(context_json)
-        answer = df.Orchestrator.create(self.orchestrators[function.name])(context_json)
+        with self._lock:
+            self.contexts.append(context_json)
+            self.episodes += 1
+            self.most_episodes = max(self.most_episodes, self.episodes)
+        try:
+            answer = df.Orchestrator.create(self.orchestrators[function.name])(context_json)
+        finally:
+            with self._lock:
+                self.episodes -= 1
         return InvocationOutcome(ok=True, value=pb.TypedData(string=answer))
 
     def activity(
@@ -238,6 +247,19 @@ def test_activities_run_at_most_the_limit_at_once(host_parts) -> None:
     instance = store.get_instance("fan")
     assert instance is not None and instance.output == json.dumps(sum(range(12)))
     assert invoker.most_running == 3
+
+
+def test_a_long_queue_drains_within_the_episode_limit(host_parts) -> None:
+    store, dispatcher, invoker = host_parts(activity_workers=2, orchestration_workers=2)
+    ids = [f"queued-{i}" for i in range(150)]
+    for i, instance_id in enumerate(ids):
+        _start(store, "steps", instance_id, i)
+    dispatcher.start()
+    _wait_all_done(store, ids, timeout=60)
+
+    assert all(store.get_instance(i).output == str(8 * n) for n, i in enumerate(ids))  # type: ignore[union-attr]
+    assert invoker.most_episodes == 2
+    assert invoker.most_running <= 2
 
 
 def test_the_limits_default_to_ten_per_processor(host_parts) -> None:
