@@ -194,9 +194,8 @@ def _scale_brief(r: ScaleRun) -> str:
             f"{r.n} requests taken in, {done} ended, {r.failures} counted failed)"
         )
     return (
-        f"{name}: {r.total:.0f} s ({_x(r.total / r.bound)} the write budget's or the "
-        f"floor's {r.bound:.0f} s), {r.failures} failed, {r.throttled} 429s, "
-        f"{r.cpu_per_move:.3f} host CPU s per move"
+        f"{name}: {r.total:.0f} s ({_x(r.total / r.bound)} its bound of {r.bound:.0f} s), "
+        f"{r.failures} failed, {r.throttled} 429s, {r.cpu_per_move:.3f} host CPU s per move"
     )
 
 
@@ -458,7 +457,7 @@ def _scale(runs: list[ScaleRun], sizes: tuple[int, ...], layouts: tuple[str, ...
             f"| {r.n} | {groups} | {r.total:.1f} | {vs_floor} | {vs_bound} "
             f"| {r.write_budget:.0f} | {_s(r.median_request)} / {_s(r.max_request)} "
             f"| {failures} | {r.reads} / {r.writes} / {r.throttled} | {r.post_seconds:.1f} "
-            f"| {r.host_cpu:.0f} + {r.worker_cpu:.0f} ({busy:.2f}) | {r.cpu_per_move:.3f} "
+            f"| {r.host_cpu:.1f} + {r.worker_cpu:.1f} ({busy:.2f}) | {r.cpu_per_move:.3f} "
             f"| {r.azure_cpu:.0f} | {r.store_mb:.0f} |"
         )
     measured = {(r.n, r.layout) for r in runs}
@@ -485,16 +484,26 @@ def _scale_reading(runs: list[ScaleRun]) -> str:
         else f"- ARM answered {throttled} requests with 429 (honoured with `Retry-After`).",
     ]
     for r in runs:
-        if r.unfinished or not r.total:
+        if not r.total:
             continue
         cpu = r.host_cpu + r.worker_cpu
         limit = "ARM's write budget" if r.write_budget > r.floor else "the NIC updates"
         groups = "one resource group" if r.layout == "shared" else "a resource group each"
+        if r.unfinished:
+            outcome = f"did not finish in {r.time_limit:.0f} s"
+        else:
+            outcome = f"{_x(r.total / r.bound)} the bound set by {limit}"
+        reads = ""
+        if r.read_budget > r.bound:
+            reads = (
+                f"; the {r.reads - r.throttled} reads ARM answered need {r.read_budget:.0f} s "
+                f"of its read budget alone ({r.read_burst} at once, then {r.read_rate:g} a "
+                f"second), longer than the bound of {r.bound:.0f} s"
+            )
         lines.append(
-            f"- N={r.n}, {groups}: {_x(r.total / r.bound)} the bound set by {limit}; the "
-            f"host kept {cpu / r.total:.2f} of this machine's cores busy on average "
-            f"({r.host_cpu / r.total:.2f} the host process, which as one Python process "
-            "can use at most one)."
+            f"- N={r.n}, {groups}: {outcome}{reads}; the host kept {cpu / r.total:.2f} of "
+            f"this machine's cores busy on average ({r.host_cpu / r.total:.2f} the host "
+            "process, which as one Python process can use at most one)."
         )
     lines += [
         "- In Azure a Functions app scales out over instances, each with its own cores;",

@@ -65,6 +65,8 @@ class ScaleRun:
     time_limit: float
     write_rate: float
     write_burst: int
+    read_rate: float = 25.0
+    read_burst: int = 250
     layout: str = "shared"  # see LAYOUTS
     worker_processes: int = 1
     posted: int = 0  # requests the host took in (202/200)
@@ -84,6 +86,11 @@ class ScaleRun:
     def write_budget(self) -> float:
         """Seconds ARM's write bucket alone needs for 2N writes by one identity."""
         return max(0.0, (2 * self.n - self.write_burst) / self.write_rate)
+
+    @property
+    def read_budget(self) -> float:
+        """Seconds ARM's read bucket alone needs for the reads it answered (not the 429s)."""
+        return max(0.0, (self.reads - self.throttled - self.read_burst) / self.read_rate)
 
     @property
     def bound(self) -> float:
@@ -322,6 +329,8 @@ def _measure(
         wrong_place=wrong,
         time_limit=time_limit,
         write_rate=settings.write_rate,
+        read_rate=settings.read_rate,
+        read_burst=settings.read_burst,
         write_burst=settings.write_burst,
         errors=errors,
     )
