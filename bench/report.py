@@ -44,6 +44,7 @@ class Report:
     races: RaceResult | None = None
     scale: list[ScaleRun] | None = None
     scale_sizes: tuple[int, ...] = ()
+    scale_layouts: tuple[str, ...] = ()
     client: ClientFigures | None = None
     seconds: float | None = None  # whole run; None while it is still going
     notes: list[str] = field(default_factory=list)
@@ -74,7 +75,7 @@ class Report:
         if self.races:
             parts.append(_races(self.races))
         if self.scale is not None:
-            parts.append(_scale(self.scale, self.scale_sizes))
+            parts.append(_scale(self.scale, self.scale_sizes, self.scale_layouts))
         if self.client:
             parts.append(_client(self.client))
         parts.append(_caveats())
@@ -93,7 +94,7 @@ class Report:
             "Written by the benchmark itself; do not edit by hand, run it again:",
             "",
             "```sh",
-            ".venv/bin/python -m bench            # everything, under 20 minutes here",
+            ".venv/bin/python -m bench            # everything, 20 to 35 minutes here",
             ".venv/bin/python -m bench --quick    # fewer runs and sizes, a few minutes",
             "```",
             "",
@@ -185,13 +186,17 @@ class Report:
 
 
 def _scale_brief(r: ScaleRun) -> str:
+    name = f"N={r.n}" + ("" if r.layout == "shared" else " (a resource group per cluster)")
     if r.unfinished:
         done = r.n - r.unfinished
         return (
-            f"N={r.n}: did not finish within the {r.time_limit:.0f} s limit ({r.posted} of "
+            f"{name}: did not finish within the {r.time_limit:.0f} s limit ({r.posted} of "
             f"{r.n} requests taken in, {done} ended, {r.failures} counted failed)"
         )
-    return f"N={r.n}: {r.total:.0f} s, {r.failures} failed, {r.throttled} 429s"
+    return (
+        f"{name}: {r.total:.0f} s ({_x(r.total / r.bound)} its bound of {r.bound:.0f} s), "
+        f"{r.failures} failed, {r.throttled} 429s, {r.cpu_per_move:.3f} host CPU s per move"
+    )
 
 
 # -- section 1 --------------------------------------------------------------------------
@@ -396,27 +401,36 @@ def _races(result: RaceResult) -> str:
 # -- section 3 --------------------------------------------------------------------------
 
 
-def _scale(runs: list[ScaleRun], sizes: tuple[int, ...]) -> str:
+def _scale(runs: list[ScaleRun], sizes: tuple[int, ...], layouts: tuple[str, ...] = ()) -> str:
+    processes = sorted({r.worker_processes for r in runs}) or [1]
     lines = [
         "## 3. Scale: N clusters failing over at once through one Function app",
         "",
-        "`topology=scale:N`: N two-node clusters, each IP on its member n2's NIC (n2",
-        "crashed); every member n1 posts `acquire` at once (16 client threads post, then",
-        "poll). NIC updates take "
-        f"{SCALE_NIC_UPDATE:g} s; ARM's default throttling (per identity: reads 250",
-        "burst / 25 per s, writes 200 / 10 per s). Total: first POST to the last",
-        "request's end; request times from the requests' own records. Each N is",
-        "bounded (the limit includes posting); what has not finished by then counts as",
-        "failed. Baselines: the floor (two NIC updates, as if every move ran in",
-        "parallel for free), the time ARM's write budget alone imposes on one identity",
-        "for 2N writes, and the smallest N (how the total grows).",
+        "`topology=scale:N`: N two-node clusters in one resource group; `scale-rg:N`: the",
+        "same with each cluster's VMs and NICs in a resource group of its own (*resource",
+        "groups*: shared / per cluster). Each IP is on its member n2's NIC (n2 crashed);",
+        "every member n1 posts `acquire` at once (16 client threads post; the bench notices",
+        "ends through the host's management API once a second and reads each ended request",
+        "once through the mover's API, so it adds one POST and one GET per move). NIC",
+        f"updates take {SCALE_NIC_UPDATE:g} s; ARM's default throttling (per identity: reads",
+        "250 burst / 25 per s, writes 200 / 10 per s). The local Functions host runs",
+        f"{'/'.join(map(str, processes))} worker process(es) (`FUNCTIONS_WORKER_PROCESS_COUNT`)",
+        "and the Durable extension's default concurrency (10 episodes and 10 activities at",
+        "once per core). Total: first POST to the last request's end; request times from",
+        "the requests' own records. Each N is bounded (the limit includes posting); what",
+        "has not finished by then counts as failed. Baselines: the floor (two NIC updates,",
+        "as if every move ran in parallel for free) and the time ARM's write budget alone",
+        "imposes on one identity for 2N writes (the first 200 at once, then 10 a second);",
+        "*vs bound* is the total over the larger of the two. Host CPU: the host process",
+        "(HTTP, durable state, scheduling) + its worker processes (the app, the Durable",
+        "SDK's replays), per requested move in its own column.",
         "",
-        "| N | total s | vs floor | vs smallest N | write budget s | request median / max s "
-        "| failures | ARM reads / writes / 429s | posting took s | host CPU s (cores busy) "
-        "| local Azure CPU s | host state MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| N | resource groups | total s | vs floor | vs bound | write budget s "
+        "| request median / max s | failures | ARM reads / writes / 429s | posting took s "
+        "| host CPU s: host + workers (cores busy) | host CPU s per move | local Azure CPU s "
+        "| host state MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    first = runs[0] if runs else None
     for r in runs:
         failures = str(r.failures)
         not_posted = r.n - r.posted - r.refused
@@ -433,32 +447,67 @@ def _scale(runs: list[ScaleRun], sizes: tuple[int, ...]) -> str:
             failures += f"; {r.wrong_place} IPs not on n1"
         if r.errors:
             failures += "; " + ", ".join(r.errors)
-        growth = f"{_x(r.total / first.total)} for {r.n / first.n:g}x N" if first else "-"
-        vs_floor = _x(r.total / r.floor)
+        vs_floor, vs_bound = _x(r.total / r.floor), _x(r.total / r.bound)
         if r.unfinished:  # the total is the limit, not a time: no ratio to take
-            growth = vs_floor = "did not finish"
-        busy = r.host_cpu / r.total if r.total > 0 else math.nan
+            vs_floor = vs_bound = "did not finish"
+        cpu = r.host_cpu + r.worker_cpu
+        busy = cpu / r.total if r.total > 0 else math.nan
+        groups = "shared" if r.layout == "shared" else "per cluster"
         lines.append(
-            f"| {r.n} | {r.total:.1f} | {vs_floor} | {growth} "
+            f"| {r.n} | {groups} | {r.total:.1f} | {vs_floor} | {vs_bound} "
             f"| {r.write_budget:.0f} | {_s(r.median_request)} / {_s(r.max_request)} "
             f"| {failures} | {r.reads} / {r.writes} / {r.throttled} | {r.post_seconds:.1f} "
-            f"| {r.host_cpu:.0f} ({busy:.2f}) | {r.azure_cpu:.0f} | {r.store_mb:.0f} |"
+            f"| {r.host_cpu:.1f} + {r.worker_cpu:.1f} ({busy:.2f}) | {r.cpu_per_move:.3f} "
+            f"| {r.azure_cpu:.0f} | {r.store_mb:.0f} |"
         )
-    missing = [n for n in sizes if n not in {r.n for r in runs}]
+    measured = {(r.n, r.layout) for r in runs}
+    missing = [
+        f"{n} ({layout})"
+        for n in sizes
+        for layout in (layouts or ("shared",))
+        if (n, layout) not in measured
+    ]
     if missing:
-        lines += ["", f"Not measured in this run: N = {', '.join(map(str, missing))}."]
-    lines += [
+        lines += ["", f"Not measured in this run: N = {', '.join(missing)}."]
+    lines += ["", _scale_reading(runs)]
+    return "\n".join(lines)
+
+
+def _scale_reading(runs: list[ScaleRun]) -> str:
+    """What the table says, from its own figures."""
+    throttled = sum(r.throttled for r in runs)
+    lines = [
+        "Reading it:",
         "",
-        "Reading it: ARM is not the limit (no 429s; the write budget allows the first 100",
-        "failovers at once). The local Functions host is: one Python process, so at most",
-        "one core, and the cores-busy column shows it near 1.0 once N is large. Each move",
-        "lists every NIC of the resource group twice (find the holder, verify), and",
-        "`scale:N` puts all 2N NICs into one resource group, so the work of one move",
-        "grows with N (and so do the NIC lists kept in each orchestration's history):",
-        "the total grows faster than N, and so does the host's state on disk. In Azure,",
-        "a Functions app scales out over instances and a cluster's resource group",
-        "usually holds a handful of NICs; this is the worst case of one host process",
-        "and one large resource group on a 2-core machine shared with the load.",
+        "- ARM throttled no request."
+        if not throttled
+        else f"- ARM answered {throttled} requests with 429 (honoured with `Retry-After`).",
+    ]
+    for r in runs:
+        if not r.total:
+            continue
+        cpu = r.host_cpu + r.worker_cpu
+        limit = "ARM's write budget" if r.write_budget > r.floor else "the NIC updates"
+        groups = "one resource group" if r.layout == "shared" else "a resource group each"
+        if r.unfinished:
+            outcome = f"did not finish in {r.time_limit:.0f} s"
+        else:
+            outcome = f"{_x(r.total / r.bound)} the bound set by {limit}"
+        reads = ""
+        if r.read_budget > r.bound:
+            reads = (
+                f"; the {r.reads - r.throttled} reads ARM answered need {r.read_budget:.0f} s "
+                f"of its read budget alone ({r.read_burst} at once, then {r.read_rate:g} a "
+                f"second), longer than the bound of {r.bound:.0f} s"
+            )
+        lines.append(
+            f"- N={r.n}, {groups}: {outcome}{reads}; the host kept {cpu / r.total:.2f} of "
+            f"this machine's cores busy on average ({r.host_cpu / r.total:.2f} the host "
+            "process, which as one Python process can use at most one)."
+        )
+    lines += [
+        "- In Azure a Functions app scales out over instances, each with its own cores;",
+        "  here one host shares 2 cores with the local Azure and the load generator.",
     ]
     return "\n".join(lines)
 
@@ -500,7 +549,8 @@ def _caveats() -> str:
             "  between the sides is what each client adds on top of ARM.",
             "- The local Azure answers in microseconds; real ARM and IMDS round trips",
             "  (tens of ms) would add to both sides, more to the side with more requests.",
-            "- The local Functions host is one process on the same 2 cores as everything",
-            "  else, including the load generator; Azure Functions would scale out.",
+            "- The local Functions host (one host process and its worker processes) runs on",
+            "  the same 2 cores as everything else, including the load generator; Azure",
+            "  Functions would scale out.",
         ]
     )

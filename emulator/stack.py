@@ -124,21 +124,32 @@ def mover_config_for(
     the mover learns the NICs from the VMs).
     """
     vms = {vm["name"]: vm for vm in topology["vms"]}
-    rg_prefix = f"/subscriptions/{ready.subscription_id}/resourceGroups/{ready.resource_group}"
+
+    def group(vm: str) -> str:
+        return str(vms[vm].get("resource_group") or ready.resource_group)
+
+    def vm_id(vm: str) -> str:
+        return (
+            f"/subscriptions/{ready.subscription_id}/resourceGroups/{group(vm)}"
+            f"/providers/Microsoft.Compute/virtualMachines/{vm}"
+        )
+
     clusters = []
     for cluster in topology.get("clusters", []):
         clusters.append(
             {
                 "name": cluster["name"],
-                "resourceGroup": ready.resource_group,
+                # The members' group (scale-rg:N gives each cluster its own).
+                "resourceGroup": group(cluster["members"][0]),
                 "members": [
                     {
                         "name": name,
-                        "vmId": f"{rg_prefix}/providers/Microsoft.Compute/virtualMachines/{name}",
+                        "vmId": vm_id(name),
                         "principalId": vms[name]["principal_id"],
                         **(
                             {
-                                "nicId": f"{rg_prefix}/providers/Microsoft.Network"
+                                "nicId": f"/subscriptions/{ready.subscription_id}/resourceGroups"
+                                f"/{group(name)}/providers/Microsoft.Network"
                                 f"/networkInterfaces/{vms[name]['nics'][0]['name']}"
                             }
                             if name_member_nics
@@ -185,15 +196,20 @@ def start_stack(
     host_settings: dict[str, str] | None = None,
     first_poll_seconds: float | None = None,
     name_member_nics: bool = False,
+    worker_processes: int = 1,
 ) -> LocalStack:
     """Start the local Azure and the host with the mover app; return when both are ready.
 
-    ``host_settings`` are further app settings (e.g. ``MOVER_RETENTION_SCHEDULE``);
+    ``worker_processes`` is the app setting ``FUNCTIONS_WORKER_PROCESS_COUNT`` (Azure's
+    default is 1; each process has its own caches, e.g. of signing keys), unless
+    ``host_settings`` names it. ``host_settings`` are further app settings (e.g.
+    ``MOVER_RETENTION_SCHEDULE``);
     ``auth`` adds to the configuration's ``auth`` section (e.g. ``operatorRole``,
     ``keyRefreshSeconds``). ``host_emulator_root`` runs the host of another checkout
     (benchmarks only).
     """
     settings = dict(host_settings or {})
+    settings.setdefault("FUNCTIONS_WORKER_PROCESS_COUNT", str(worker_processes))
     state_dir.mkdir(parents=True, exist_ok=True)
     azure = start_service(
         ["azure", "--topology", topology, "--state", str(state_dir / "azure"), *(azure_args or [])],

@@ -86,7 +86,7 @@ def _check_scope(emu: Emulator, call: ArmCall) -> None:
             "SubscriptionNotFound", f"The subscription '{sub}' could not be found."
         )
     rg = call.params.get("rg")
-    if rg is not None and rg.lower() != topology.resource_group.lower():
+    if rg is not None and rg.lower() not in {g.lower() for g in topology.resource_groups}:
         raise gateway_not_found(
             "ResourceGroupNotFound", f"Resource group '{rg}' could not be found."
         )
@@ -123,13 +123,15 @@ async def get_subscription(emu: Emulator, call: ArmCall) -> web.StreamResponse:
 async def get_resource_group(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     """GET a resource group."""
     _check_scope(emu, call)
-    return _json(resource_group_json(emu.topology, emu.state.ids))
+    wanted = call.params["rg"].lower()
+    name = next(g for g in emu.topology.resource_groups if g.lower() == wanted)
+    return _json(resource_group_json(emu.topology, emu.state.ids, name))
 
 
 async def list_nics(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     """GET the NICs of the resource group or the subscription (paged)."""
     _check_scope(emu, call)
-    return _page(emu, call, emu.network.list_nics())
+    return _page(emu, call, emu.network.list_nics(call.params.get("rg")))
 
 
 def _with_etag(resource: dict[str, Any]) -> web.Response:
@@ -141,20 +143,20 @@ def _with_etag(resource: dict[str, Any]) -> web.Response:
 async def get_nic(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     """GET a NIC."""
     _check_scope(emu, call)
-    return _with_etag(emu.network.get_nic(call.params["nic"]))
+    return _with_etag(emu.network.get_nic(call.params["nic"], call.params["rg"]))
 
 
 async def list_ipconfigs(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     """GET the ip-configurations of a NIC."""
     _check_scope(emu, call)
-    nic = emu.network.get_nic(call.params["nic"])
+    nic = emu.network.get_nic(call.params["nic"], call.params["rg"])
     return _page(emu, call, nic["properties"].get("ipConfigurations", []))
 
 
 async def get_ipconfig(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     """GET one ip-configuration of a NIC."""
     _check_scope(emu, call)
-    nic = emu.network.get_nic(call.params["nic"])
+    nic = emu.network.get_nic(call.params["nic"], call.params["rg"])
     wanted = call.params["ipconfig"].lower()
     for config in nic["properties"].get("ipConfigurations", []):
         if config["name"].lower() == wanted:
@@ -197,6 +199,7 @@ async def put_nic(emu: Emulator, call: ArmCall) -> web.StreamResponse:
             api_version=call.api_version,
             operation_id=call.request_id,
             lro_failure=failure,
+            group=call.params["rg"],
         )
     except ArmError:
         if rule is not None:  # a refused PUT starts no operation: give the fault back
@@ -243,42 +246,48 @@ async def get_operation(emu: Emulator, call: ArmCall) -> web.StreamResponse:
 async def list_vnets(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     """GET the VNets of the resource group."""
     _check_scope(emu, call)
-    return _page(emu, call, emu.network.list_vnets())
+    return _page(emu, call, emu.network.list_vnets(call.params["rg"]))
 
 
 async def get_vnet(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     """GET a VNet."""
     _check_scope(emu, call)
-    return _with_etag(emu.network.get_vnet(call.params["vnet"]))
+    return _with_etag(emu.network.get_vnet(call.params["vnet"], call.params["rg"]))
 
 
 async def list_subnets(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     """GET the subnets of a VNet."""
     _check_scope(emu, call)
-    return _page(emu, call, emu.network.get_vnet(call.params["vnet"])["properties"]["subnets"])
+    vnet = emu.network.get_vnet(call.params["vnet"], call.params["rg"])
+    return _page(emu, call, vnet["properties"]["subnets"])
 
 
 async def get_subnet(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     """GET a subnet."""
     _check_scope(emu, call)
-    return _with_etag(emu.network.get_subnet(call.params["vnet"], call.params["subnet"]))
+    params = call.params
+    return _with_etag(emu.network.get_subnet(params["vnet"], params["subnet"], params["rg"]))
 
 
 async def check_ip(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     """GET checkIPAddressAvailability."""
     _check_scope(emu, call)
     query = {k.lower(): v for k, v in call.request.query.items()}
-    return _json(emu.network.check_ip(call.params["vnet"], query.get("ipaddress")))
+    return _json(
+        emu.network.check_ip(call.params["vnet"], query.get("ipaddress"), call.params["rg"])
+    )
 
 
 async def list_vms(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     """GET the VMs of the resource group."""
     _check_scope(emu, call)
+    group = call.params["rg"].lower()
     vms = [
         vm_json(
             emu.topology, emu.state.ids, vm, emu.state.identity_enabled.get(vm.name.lower(), True)
         )
         for vm in emu.topology.vms
+        if emu.topology.group_of(vm).lower() == group
     ]
     return _page(emu, call, vms)
 
@@ -287,7 +296,7 @@ async def get_vm(emu: Emulator, call: ArmCall) -> web.StreamResponse:
     """GET a VM."""
     _check_scope(emu, call)
     vm = emu.topology.vm(call.params["vm"])
-    if vm is None:
+    if vm is None or emu.topology.group_of(vm).lower() != call.params["rg"].lower():
         raise not_found("Microsoft.Compute/virtualMachines", call.params["vm"], call.params["rg"])
     enabled = emu.state.identity_enabled.get(vm.name.lower(), True)
     return _json(vm_json(emu.topology, emu.state.ids, vm, enabled))

@@ -25,7 +25,9 @@ _LOG = logging.getLogger("emulator.azure")
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line (see docs/local-azure.md)."""
     parser = argparse.ArgumentParser(prog="python -m emulator azure", description=__doc__)
-    parser.add_argument("--topology", default="seed", help="seed, scale:N, or a topology JSON file")
+    parser.add_argument(
+        "--topology", default="seed", help="seed, scale:N, scale-rg:N, or a topology JSON file"
+    )
     parser.add_argument(
         "--state", required=True, type=Path, help="state directory (created if missing)"
     )

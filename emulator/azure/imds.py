@@ -193,7 +193,7 @@ def compute_json(
     assert vm is not None
     tags = emu.state.nics.get(vm.nics[0].name.lower(), {}).get("tags", {})
     disk_id = (
-        f"/subscriptions/{topology.subscription_id}/resourceGroups/{topology.resource_group}"
+        f"/subscriptions/{topology.subscription_id}/resourceGroups/{topology.group_of(vm)}"
         f"/providers/Microsoft.Compute/disks/{vm.name}_OsDisk_1_{vm.vm_id.replace('-', '')}"
     )
     document = {
@@ -224,7 +224,7 @@ def compute_json(
         "provider": "Microsoft.Compute",
         "publicKeys": [],
         "publisher": "RedHat",
-        "resourceGroupName": topology.resource_group,
+        "resourceGroupName": topology.group_of(vm),
         "resourceId": emu.state.ids.vm(vm.name),
         "securityProfile": {
             "encryptionAtHost": "false",

@@ -23,7 +23,7 @@ from .resources import IPCONFIG_TYPE, NIC_TYPE, new_etag, subnet_json, subnet_ne
 from .settings import Settings
 from .state import AzureState
 
-__all__ = ["LroFailure", "NetworkService", "PutResult"]
+__all__ = ["LroFailure", "NetworkService", "PutResult", "group_in_id"]
 
 _DNS_READ_ONLY = ("appliedDnsServers", "internalFqdn", "internalDomainNameSuffix")
 
@@ -66,18 +66,28 @@ class NetworkService:
 
     # -- NICs -------------------------------------------------------------------------
 
-    def get_nic(self, name: str) -> dict[str, Any]:
-        """The NIC called ``name`` (case-insensitive). Raises ArmError 404."""
+    def get_nic(self, name: str, group: str | None = None) -> dict[str, Any]:
+        """The NIC called ``name`` (case-insensitive), in resource group ``group`` if given.
+
+        Raises ArmError 404.
+        """
         nic = self.state.nics.get(name.lower())
-        if nic is None:
+        if nic is None or (group is not None and group_in_id(nic["id"]) != group.lower()):
             raise not_found(
-                "Microsoft.Network/networkInterfaces", name, self.state.topology.resource_group
+                "Microsoft.Network/networkInterfaces",
+                name,
+                group or self.state.topology.resource_group,
             )
         return nic
 
-    def list_nics(self) -> list[dict[str, Any]]:
-        """All NICs, in a stable order (by name)."""
-        return [self.state.nics[key] for key in sorted(self.state.nics)]
+    def list_nics(self, group: str | None = None) -> list[dict[str, Any]]:
+        """The NICs of resource group ``group`` (None: all), in a stable order (by name)."""
+        wanted = group.lower() if group is not None else None
+        return [
+            nic
+            for nic in (self.state.nics[key] for key in sorted(self.state.nics))
+            if wanted is None or group_in_id(nic["id"]) == wanted
+        ]
 
     def operation_url(self, operation: Operation, api_version: str, signed: bool = True) -> str:
         """The ``Azure-AsyncOperation`` URL of ``operation``, signed as Azure's newer ones.
@@ -113,18 +123,33 @@ class NetworkService:
         api_version: str,
         operation_id: str,
         lro_failure: LroFailure | None = None,
+        group: str | None = None,
     ) -> PutResult:
         """Create or replace NIC ``name`` with ``body`` (a whole resource, PUT semantics).
 
         Read-only fields in ``body`` are ignored; omitted writeable fields fall back to
         defaults, as with ARM. The NIC shows provisioningState Updating until its
         operation ends. A PUT while another update of the NIC is in progress is accepted
-        and its operation fails with AnotherOperationInProgress (as recorded). Raises
-        ArmError (400, 409, 412) when the write is refused.
+        and its operation fails with AnotherOperationInProgress (as recorded). ``group``:
+        the resource group of the request's path (None: the NIC's own, or the topology's).
+        Raises ArmError (400, 409, 412) when the write is refused.
         """
         key = name.lower()
         existing = self.state.nics.get(key)
-        nic_id = self.state.ids.nic(existing["name"] if existing else name)
+        if (
+            existing is not None
+            and group is not None
+            and group_in_id(existing["id"]) != group.lower()
+        ):
+            # Azure would create another NIC of that name in ``group``; the emulator keys
+            # NICs by name, so it refuses plainly instead.
+            raise ArmError(
+                409,
+                "InvalidResourceName",
+                f"The local Azure keeps NIC names unique across resource groups: "
+                f"{existing['id']} exists; choose another name for a NIC in '{group}'.",
+            )
+        nic_id = existing["id"] if existing else self.state.ids.nic(name, group)
         check_if_match(if_match, existing["etag"] if existing else None, nic_id)
         if if_none_match and if_none_match.strip() == "*" and existing is not None:
             raise ArmError(
@@ -232,7 +257,7 @@ class NetworkService:
                 409,
                 "InvalidResourceLocation",
                 f"The resource '{existing['name']}' already exists in location '{wanted}' in "
-                f"resource group '{self.state.topology.resource_group}'. A resource with the same "
+                f"resource group '{_group_name(existing['id'])}'. A resource with the same "
                 f"name cannot be created in location '{location}'. "
                 "Please select a new resource name.",
             )
@@ -350,11 +375,14 @@ class NetworkService:
 
     # -- VNets ------------------------------------------------------------------------
 
-    def _vnet_spec(self, name: str) -> Any:
+    def _vnet_spec(self, name: str, group: str | None = None) -> Any:
+        """VNet ``name``; VNets are in the topology's resource group only."""
         topology = self.state.topology
         vnet = next((v for v in topology.vnets if v.name.lower() == name.lower()), None)
-        if vnet is None:
-            raise not_found("Microsoft.Network/virtualNetworks", name, topology.resource_group)
+        if vnet is None or (group is not None and group.lower() != topology.resource_group.lower()):
+            raise not_found(
+                "Microsoft.Network/virtualNetworks", name, group or topology.resource_group
+            )
         return vnet
 
     def _subnet_json(self, vnet: Any, subnet: Any) -> dict[str, Any]:
@@ -371,9 +399,9 @@ class NetworkService:
             self.state.topology, ids, vnet.name, subnet.name, subnet.prefix, users, etag
         )
 
-    def get_vnet(self, name: str) -> dict[str, Any]:
+    def get_vnet(self, name: str, group: str | None = None) -> dict[str, Any]:
         """VNet ``name`` with its subnets. Raises ArmError 404."""
-        vnet = self._vnet_spec(name)
+        vnet = self._vnet_spec(name, group)
         subnets = [self._subnet_json(vnet, s) for s in vnet.subnets]
         return vnet_json(
             self.state.topology,
@@ -383,13 +411,16 @@ class NetworkService:
             self.state.vnet_etags[vnet.name.lower()],
         )
 
-    def list_vnets(self) -> list[dict[str, Any]]:
-        """All VNets."""
-        return [self.get_vnet(v.name) for v in self.state.topology.vnets]
+    def list_vnets(self, group: str | None = None) -> list[dict[str, Any]]:
+        """The VNets of ``group`` (all of them are in the topology's resource group)."""
+        topology = self.state.topology
+        if group is not None and group.lower() != topology.resource_group.lower():
+            return []
+        return [self.get_vnet(v.name) for v in topology.vnets]
 
-    def get_subnet(self, vnet_name: str, name: str) -> dict[str, Any]:
+    def get_subnet(self, vnet_name: str, name: str, group: str | None = None) -> dict[str, Any]:
         """Subnet ``name`` of VNet ``vnet_name``. Raises ArmError 404 (code NotFound)."""
-        vnet = self._vnet_spec(vnet_name)
+        vnet = self._vnet_spec(vnet_name, group)
         subnet = next((s for s in vnet.subnets if s.name.lower() == name.lower()), None)
         if subnet is None:
             raise ArmError(
@@ -399,9 +430,9 @@ class NetworkService:
             )
         return self._subnet_json(vnet, subnet)
 
-    def check_ip(self, vnet_name: str, ip: str | None) -> dict[str, Any]:
+    def check_ip(self, vnet_name: str, ip: str | None, group: str | None = None) -> dict[str, Any]:
         """``checkIPAddressAvailability``: is ``ip`` free in the VNet, and if not, who has it."""
-        vnet = self._vnet_spec(vnet_name)
+        vnet = self._vnet_spec(vnet_name, group)
         if not ip:
             raise ArmError(
                 400,
@@ -442,6 +473,19 @@ class NetworkService:
             # is what the vendor script expects (it takes the last path segment).
             result["inUseWithResource"] = held[str(address)].split("/ipConfigurations/")[0]
         return result
+
+
+def group_in_id(resource_id: str) -> str:
+    """The resource group named in a resource id, lower-case ("" when it names none)."""
+    return _group_name(resource_id).lower()
+
+
+def _group_name(resource_id: str) -> str:
+    parts = resource_id.split("/")
+    for index, part in enumerate(parts[:-1]):
+        if part.lower() == "resourcegroups":
+            return parts[index + 1]
+    return ""
 
 
 def _allocate(subnet: SubnetInfo, taken: set[str]) -> str | None:

@@ -35,19 +35,40 @@ def new_etag() -> str:
 
 
 class ResourceIds:
-    """Canonical ids for one subscription and resource group."""
+    """Canonical ids for one subscription: its resource groups and what is in them.
+
+    VNets are in the topology's resource group; a VM and its NICs in the VM's own
+    (``VmSpec.resource_group``), which is the topology's unless it names another.
+    """
 
     def __init__(self, topology: Topology) -> None:
         self.subscription = f"/subscriptions/{topology.subscription_id}"
-        self.resource_group = f"{self.subscription}/resourceGroups/{topology.resource_group}"
+        self.resource_group = self.group(topology.resource_group)
         self.network = f"{self.resource_group}/providers/Microsoft.Network"
         self.compute = f"{self.resource_group}/providers/Microsoft.Compute"
         self._rg_name = topology.resource_group
         self._subscription_id = topology.subscription_id
+        self._vm_group = {vm.name.lower(): topology.group_of(vm) for vm in topology.vms}
+        self._nic_group = {
+            nic.name.lower(): topology.group_of(vm) for vm in topology.vms for nic in vm.nics
+        }
 
-    def nic(self, name: str) -> str:
-        """Id of NIC ``name``."""
-        return f"{self.network}/networkInterfaces/{name}"
+    def group(self, name: str) -> str:
+        """Id of resource group ``name``."""
+        return f"{self.subscription}/resourceGroups/{name}"
+
+    def group_of_vm(self, name: str) -> str:
+        """The resource group of VM ``name`` (the topology's for a VM it does not have)."""
+        return self._vm_group.get(name.lower(), self._rg_name)
+
+    def group_of_nic(self, name: str) -> str:
+        """The resource group of topology NIC ``name`` (the topology's for others)."""
+        return self._nic_group.get(name.lower(), self._rg_name)
+
+    def nic(self, name: str, group: str | None = None) -> str:
+        """Id of NIC ``name`` (in ``group``, else in its topology group)."""
+        group = group or self.group_of_nic(name)
+        return f"{self.group(group)}/providers/Microsoft.Network/networkInterfaces/{name}"
 
     def vnet(self, name: str) -> str:
         """Id of VNet ``name``."""
@@ -59,19 +80,20 @@ class ResourceIds:
 
     def vm(self, name: str) -> str:
         """Id of VM ``name``."""
-        return f"{self.compute}/virtualMachines/{name}"
+        group = self.group(self.group_of_vm(name))
+        return f"{group}/providers/Microsoft.Compute/virtualMachines/{name}"
 
     def vm_reference(self, name: str) -> str:
         """The VM id as a NIC's ``virtualMachine.id`` shows it: ARM upper-cases the group."""
         return (
-            f"/subscriptions/{self._subscription_id}/resourceGroups/{self._rg_name.upper()}"
-            f"/providers/Microsoft.Compute/virtualMachines/{name}"
+            f"/subscriptions/{self._subscription_id}/resourceGroups/"
+            f"{self.group_of_vm(name).upper()}/providers/Microsoft.Compute/virtualMachines/{name}"
         )
 
     def vm_mirid(self, name: str) -> str:
         """The VM id as tokens carry it in ``xms_mirid`` (lower-case ``resourcegroups``)."""
         return (
-            f"/subscriptions/{self._subscription_id}/resourcegroups/{self._rg_name}"
+            f"/subscriptions/{self._subscription_id}/resourcegroups/{self.group_of_vm(name)}"
             f"/providers/Microsoft.Compute/virtualMachines/{name}"
         )
 
@@ -241,7 +263,10 @@ def vm_json(
             },
             "networkProfile": {
                 "networkInterfaces": [
-                    {"id": ids.nic(nic.name), "properties": {"primary": index == 0}}
+                    {
+                        "id": ids.nic(nic.name, topology.group_of(vm)),
+                        "properties": {"primary": index == 0},
+                    }
                     for index, nic in enumerate(vm.nics)
                 ]
             },
@@ -275,11 +300,11 @@ def subscription_json(topology: Topology) -> dict[str, Any]:
     }
 
 
-def resource_group_json(topology: Topology, ids: ResourceIds) -> dict[str, Any]:
-    """The resource group."""
+def resource_group_json(topology: Topology, ids: ResourceIds, name: str) -> dict[str, Any]:
+    """Resource group ``name`` (one of ``topology.resource_groups``)."""
     return {
-        "id": ids.resource_group,
-        "name": topology.resource_group,
+        "id": ids.group(name),
+        "name": name,
         "type": "Microsoft.Resources/resourceGroups",
         "location": topology.location,
         "properties": {"provisioningState": "Succeeded"},

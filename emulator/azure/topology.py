@@ -1,7 +1,9 @@
 """What exists in the fake Azure: tenant, subscription, VNets, VMs with NICs, identities.
 
 A topology is plain JSON (format in docs/local-azure.md). ``seed`` is the vendor
-article's two-node cluster; ``scale:N`` is N two-node clusters for benchmarks.
+article's two-node cluster; ``scale:N`` is N two-node clusters for benchmarks, all in
+one resource group, and ``scale-rg:N`` the same with each cluster's VMs and NICs in a
+resource group of their own.
 Identifiers that the file leaves out are derived from names with uuid5, so the
 same topology always yields the same GUIDs.
 """
@@ -91,6 +93,8 @@ class VmSpec:
     nics: tuple[NicSpec, ...]
     size: str = "Standard_B2s"
     identity_enabled: bool = True
+    # The resource group of the VM and its NICs; None: the topology's.
+    resource_group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,22 @@ class Topology:
         """The VM called ``name`` (case-insensitive), or None."""
         wanted = name.lower()
         return next((vm for vm in self.vms if vm.name.lower() == wanted), None)
+
+    def group_of(self, vm: VmSpec) -> str:
+        """The resource group of ``vm`` and its NICs."""
+        return vm.resource_group or self.resource_group
+
+    @property
+    def resource_groups(self) -> tuple[str, ...]:
+        """Every resource group: the topology's (VNets, and VMs that name none) first."""
+        groups = [self.resource_group]
+        seen = {self.resource_group.lower()}
+        for vm in self.vms:
+            group = self.group_of(vm)
+            if group.lower() not in seen:
+                seen.add(group.lower())
+                groups.append(group)
+        return tuple(groups)
 
 
 def _tuples_to_lists(value: Any) -> Any:
@@ -240,11 +260,14 @@ def seed_topology_dict() -> dict[str, Any]:
     }
 
 
-def scale_topology_dict(clusters: int) -> dict[str, Any]:
+def scale_topology_dict(clusters: int, group_per_cluster: bool = False) -> dict[str, Any]:
     """``clusters`` two-node clusters in Vnet1 10.8.0.0/16 (VMs cNNNNn1/cNNNNn2).
 
     Node k (1, 2) of cluster i (1-based) has primary IP 10.8.0.0 + 10 + 2(i-1) + (k-1);
     the cluster's secondary IP is 10.8.128.10 + (i-1), ip-config ``ipconfig2``, on no NIC.
+    Everything is in resource group ``ScaleGroup1``; with ``group_per_cluster`` the VMs
+    and NICs of cluster i are in ``ScaleCluster{i:04d}`` instead (the VNet stays in
+    ``ScaleGroup1``: NICs may use a subnet of another group's VNet, as in Azure).
     """
     if not 1 <= clusters <= 16000:
         raise ValueError("scale:N needs 1 <= N <= 16000")
@@ -261,6 +284,7 @@ def scale_topology_dict(clusters: int) -> dict[str, Any]:
             vms.append(
                 {
                     "name": vm,
+                    **({"resource_group": f"ScaleCluster{i:04d}"} if group_per_cluster else {}),
                     "nics": [
                         {
                             "name": f"{vm}-nic",
@@ -312,7 +336,7 @@ def scale_topology_dict(clusters: int) -> dict[str, Any]:
 
 
 def load_topology(spec: str) -> Topology:
-    """``seed``, ``scale:N`` or the path of a topology JSON file.
+    """``seed``, ``scale:N``, ``scale-rg:N`` or the path of a topology JSON file.
 
     Raises ValueError for an unknown name or an invalid file.
     """
@@ -320,6 +344,8 @@ def load_topology(spec: str) -> Topology:
         raw = seed_topology_dict()
     elif spec.startswith("scale:"):
         raw = scale_topology_dict(int(spec.split(":", 1)[1]))
+    elif spec.startswith("scale-rg:"):
+        raw = scale_topology_dict(int(spec.split(":", 1)[1]), group_per_cluster=True)
     else:
         raw = json.loads(Path(spec).read_text(encoding="utf-8"))
     return topology_from_dict(raw)
@@ -390,6 +416,7 @@ def _vm_from_dict(sub: str, vm: dict[str, Any]) -> VmSpec:
         nics=nics,
         size=vm.get("size", "Standard_B2s"),
         identity_enabled=bool(vm.get("identity_enabled", True)),
+        resource_group=vm.get("resource_group") or None,
     )
 
 

@@ -37,7 +37,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         type=Path,
         help="local.settings.json whose Values become environment variables, as func does",
     )
-    parser.add_argument("--activity-workers", type=int, default=16)
+    parser.add_argument(
+        "--activity-workers",
+        type=int,
+        help="activities run at once (default: host.json's maxConcurrentActivityFunctions, "
+        "else 10 per processor, as the Durable extension)",
+    )
     parser.add_argument(
         "--worker-python",
         help="interpreter of the worker's environment (default: .venv-worker/bin/python, "

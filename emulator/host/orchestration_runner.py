@@ -130,8 +130,8 @@ class OrchestrationRunner:
         if refusal is not None and self.versioning.failure_strategy == "Reject":
             raise VersionRejected(refusal)
         state = ReplayState.load(instance.replay)
-        history = self._store.get_history(instance_id)
-        batch = _select_batch(current, state, first_episode=not history)
+        history = self._store.get_played_history(instance_id)
+        batch = _select_batch(current, state, first_episode=history[0] == 0)
         if not batch:
             if stale:
                 self._store.delete_messages(stale)
@@ -146,17 +146,21 @@ class OrchestrationRunner:
         self,
         instance: InstanceRecord,
         state: ReplayState,
-        history: list[dict[str, Any]],
+        history: tuple[int, str],
         batch: list[Message],
         refusal: str | None = None,
     ) -> EpisodeCommit:
-        """One episode; with ``refusal`` (a version mismatch under ``Fail``) the instance fails."""
+        """One episode; with ``refusal`` (a version mismatch under ``Fail``) the instance fails.
+
+        ``history``: how many events the instance's history has, and their JSON as the
+        store keeps it (see ``DurableStore.get_played_history``).
+        """
         now = utc_now()
         commit = EpisodeCommit(consumed_message_ids=[m.id for m in batch])
         new_events = [dict(m.body, IsPlayed=False) for m in batch]
         started = event(EventType.ORCHESTRATOR_STARTED, now)
         episode = _Episode(instance, state, now, commit)
-        if history == [] and new_events[0]["EventType"] == EventType.EXECUTION_STARTED:
+        if history[0] == 0 and new_events[0]["EventType"] == EventType.EXECUTION_STARTED:
             instance.runtime_status = "Running"
         if refusal is None:
             self._schedule_retry_step(episode, new_events[0])
@@ -222,7 +226,7 @@ class OrchestrationRunner:
     def _invoke(
         self,
         instance: InstanceRecord,
-        history: list[dict[str, Any]],
+        history: tuple[int, str],
         started: dict[str, Any],
         new_events: list[dict[str, Any]],
     ) -> OrchestratorAnswer:
@@ -235,16 +239,9 @@ class OrchestrationRunner:
                     "or is not an orchestrator function."
                 ),
             )
-        played = [dict(e, IsPlayed=True) for e in history]
-        context = {
-            "history": [*played, started, *new_events],
-            "input": instance.input,
-            "instanceId": instance.instance_id,
-            "isReplaying": bool(history),
-            "parentInstanceId": instance.parent_instance_id,
-            **CONTEXT_SETTINGS,
-        }
-        outcome = self._invoker.orchestration(function, json.dumps(context))
+        outcome = self._invoker.orchestration(
+            function, orchestrator_context(instance, history, [started, *new_events])
+        )
         try:
             if outcome.ok:
                 return parse_answer(outcome.text(), None)
@@ -498,6 +495,25 @@ class OrchestrationRunner:
         commit.new_messages.append(
             (instance.parent_instance_id, instance.parent_execution_id, body, 0.0)
         )
+
+
+def orchestrator_context(
+    instance: InstanceRecord, history: tuple[int, str], new_events: list[dict[str, Any]]
+) -> str:
+    """The orchestrator's context JSON: the played history (kept as text), the new events
+    and the rest; the same text as ``json.dumps`` of the whole context would give."""
+    count, played = history
+    events = ", ".join(([played] if count else []) + [json.dumps(e) for e in new_events])
+    rest = json.dumps(
+        {
+            "input": instance.input,
+            "instanceId": instance.instance_id,
+            "isReplaying": count > 0,
+            "parentInstanceId": instance.parent_instance_id,
+            **CONTEXT_SETTINGS,
+        }
+    )
+    return f'{{"history": [{events}], {rest[1:]}'
 
 
 def new_instance_record(

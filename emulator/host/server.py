@@ -42,7 +42,8 @@ class HostConfig:
     state_dir: Path
     host: str = "127.0.0.1"
     port: int = 7071
-    activity_workers: int = 16
+    # None: host.json's maxConcurrentActivityFunctions, else the extension's default.
+    activity_workers: int | None = None
     worker_processes: int = 1
     worker_command: list[str] | None = None
 
@@ -61,6 +62,9 @@ class LocalHost:
             version_match_strategy=durable.get("versionMatchStrategy", "CurrentOrOlder"),
             version_failure_strategy=durable.get("versionFailureStrategy", "Reject"),
         )
+        # The extension's concurrency throttles (None: its default, 10 per processor).
+        self.max_activities = _positive_int(durable, "maxConcurrentActivityFunctions")
+        self.max_orchestrators = _positive_int(durable, "maxConcurrentOrchestratorFunctions")
         self.route_prefix = (
             host_json.get("extensions", {}).get("http", {}).get("routePrefix", "api")
         )
@@ -93,7 +97,12 @@ class LocalHost:
         invoker = Invoker(self.workers, asyncio.get_running_loop(), self.client_binding)
         self.store = DurableStore(self.config.state_dir / "durable.sqlite")
         self.dispatcher = Dispatcher(
-            self.store, self.catalog, invoker, self.hub.versioning, self.config.activity_workers
+            self.store,
+            self.catalog,
+            invoker,
+            self.hub.versioning,
+            activity_workers=self.config.activity_workers or self.max_activities,
+            orchestration_workers=self.max_orchestrators,
         )
         api = ManagementApi(
             self.store, self.catalog, self.dispatcher, self.hub, self.management_urls
@@ -214,6 +223,16 @@ class LocalHost:
 
     async def _home(self, request: web.Request) -> web.Response:
         return web.Response(text="Your Functions host (local emulator) is running.")
+
+
+def _positive_int(section: dict[str, Any], name: str) -> int | None:
+    """An optional positive whole number of host.json; ValueError for anything else."""
+    value = section.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"extensions.durableTask.{name} must be a positive integer, got {value!r}")
+    return value
 
 
 def _read_host_json(app_dir: Path) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,7 @@ __all__ = [
     "DurableStore",
     "InstanceRecord",
     "Message",
+    "NewWork",
 ]
 
 _SCHEMA = """
@@ -64,6 +65,7 @@ CREATE TABLE IF NOT EXISTS messages (
     visible_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_by_instance ON messages (instance_id, id);
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (visible_at);
 CREATE TABLE IF NOT EXISTS activities (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     instance_id TEXT NOT NULL,
@@ -127,6 +129,14 @@ class ActivityWorkItem:
 
 
 @dataclass
+class NewWork:
+    """What a committed change queued: messages (instance id, visible at) and activities."""
+
+    messages: list[tuple[str, float]] = field(default_factory=list)
+    activities: list[ActivityWorkItem] = field(default_factory=list)
+
+
+@dataclass
 class EpisodeCommit:
     """Everything an orchestration episode or entity batch changes, applied atomically."""
 
@@ -156,6 +166,20 @@ class DurableStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         _add_missing_columns(self._db)
+        self._listeners: list[Callable[[NewWork], None]] = []
+
+    def on_new_work(self, listener: Callable[[NewWork], None]) -> None:
+        """Call ``listener`` after every committed change that queued messages or activities.
+
+        It runs on the committing thread, after the transaction and outside the
+        store's lock, so it may read the store; it must not block.
+        """
+        self._listeners.append(listener)
+
+    def _announce(self, work: NewWork) -> None:
+        if work.messages or work.activities:
+            for listener in self._listeners:
+                listener(work)
 
     def close(self) -> None:
         """Close the database connection."""
@@ -198,6 +222,28 @@ class DurableStore:
             ).fetchall()
         return [json.loads(r["event"]) for r in rows]
 
+    def get_played_history(self, instance_id: str) -> tuple[int, str]:
+        """The committed history as the next episode replays it: how many events, and
+        their JSON objects joined by ``", "`` (as ``json.dumps`` joins a list's items),
+        each with ``IsPlayed`` true.
+
+        Kept as the stored text: an episode sends the history on as it is, so it
+        need not be parsed and serialized again by the host (the worker's SDK
+        parses it, as it does in Azure).
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT event FROM history WHERE instance_id = ? ORDER BY position",
+                (instance_id,),
+            ).fetchall()
+        text = ", ".join(r[0] for r in rows)
+        if _NOT_PLAYED in text:
+            # Events are stored played (see commit); files of older emulators stored them
+            # as they were sent. No string value can hold this text (its quotes would be
+            # escaped), so only the events' own fields are changed.
+            text = text.replace(_NOT_PLAYED, _PLAYED)
+        return len(rows), text
+
     def create_instance(
         self,
         record: InstanceRecord,
@@ -225,6 +271,7 @@ class DurableStore:
                 " VALUES (?, ?, ?, ?)",
                 (record.instance_id, record.execution_id, json.dumps(start_event), 0.0),
             )
+        self._announce(NewWork(messages=[(record.instance_id, 0.0)]))
         return True
 
     def purge_instance(self, instance_id: str) -> int:
@@ -315,23 +362,25 @@ class DurableStore:
                 " VALUES (?, ?, ?, ?)",
                 (instance_id, execution_id, json.dumps(body), visible_at),
             )
+        self._announce(NewWork(messages=[(instance_id, visible_at)]))
 
-    def ready_instances(self, now: float, busy: set[str]) -> tuple[list[str], float | None]:
-        """Instances with a visible message, and when the next hidden one becomes visible."""
+    def queued_instances(self) -> list[tuple[str, float]]:
+        """Every instance (or entity) with messages, and when its first one is visible,
+        in the order their oldest messages arrived (what a restarted host has to do)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT instance_id, MIN(visible_at) AS due FROM messages GROUP BY instance_id"
+                "SELECT instance_id, MIN(visible_at), MIN(id) AS first FROM messages"
+                " GROUP BY instance_id ORDER BY first"
             ).fetchall()
-        ready: list[str] = []
-        next_due: float | None = None
-        for row in rows:
-            if row["instance_id"] in busy:
-                continue
-            if row["due"] <= now:
-                ready.append(row["instance_id"])
-            elif next_due is None or row["due"] < next_due:
-                next_due = row["due"]
-        return ready, next_due
+        return [(r[0], r[1]) for r in rows]
+
+    def next_visible(self, instance_id: str) -> float | None:
+        """When the instance's first message is (or was) visible; None without messages."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT MIN(visible_at) FROM messages WHERE instance_id = ?", (instance_id,)
+            ).fetchone()
+        return None if row is None else row[0]
 
     def visible_messages(self, instance_id: str, now: float) -> list[Message]:
         """The instance's visible messages, in arrival order."""
@@ -358,8 +407,8 @@ class DurableStore:
 
     # -- activities --------------------------------------------------------
 
-    def pending_activities(self, exclude: set[int]) -> list[ActivityWorkItem]:
-        """Activity work items not being run right now, oldest first."""
+    def pending_activities(self) -> list[ActivityWorkItem]:
+        """Every activity work item not yet recorded as done, oldest first."""
         with self._lock:
             rows = self._db.execute("SELECT * FROM activities ORDER BY id").fetchall()
         return [
@@ -372,7 +421,6 @@ class DurableStore:
                 input=r["input"],
             )
             for r in rows
-            if r["id"] not in exclude
         ]
 
     # -- entities ----------------------------------------------------------
@@ -389,6 +437,7 @@ class DurableStore:
 
     def commit(self, change: EpisodeCommit) -> None:
         """Apply everything one episode, entity batch or activity completion produced."""
+        work = NewWork(messages=[(i, v) for (i, _, _, v) in change.new_messages])
         with self._transaction() as db:
             db.executemany(
                 "DELETE FROM messages WHERE id = ?",
@@ -404,15 +453,15 @@ class DurableStore:
                     "SELECT COALESCE(MAX(position), -1) + 1 FROM history WHERE instance_id = ?",
                     (inst.instance_id,),
                 ).fetchone()[0]
+                # Stored as the next episodes replay them: played.
                 db.executemany(
                     "INSERT INTO history (instance_id, position, event) VALUES (?, ?, ?)",
                     [
-                        (inst.instance_id, start + i, json.dumps(e))
+                        (inst.instance_id, start + i, json.dumps({**e, "IsPlayed": True}))
                         for i, e in enumerate(change.append_history)
                     ],
                 )
-                db.execute("DELETE FROM instances WHERE instance_id = ?", (inst.instance_id,))
-                _insert_instance(db, inst)
+                _insert_instance(db, inst, replace=True)
             for child in change.new_instances:
                 exists = db.execute(
                     "SELECT runtime_status FROM instances WHERE instance_id = ?",
@@ -433,11 +482,14 @@ class DurableStore:
                 " VALUES (?, ?, ?, ?)",
                 [(i, x, json.dumps(b), v) for (i, x, b, v) in change.new_messages],
             )
-            db.executemany(
-                "INSERT INTO activities (instance_id, execution_id, task_id, name, input)"
-                " VALUES (?, ?, ?, ?, ?)",
-                change.new_activities,
-            )
+            for activity in change.new_activities:
+                cursor = db.execute(
+                    "INSERT INTO activities (instance_id, execution_id, task_id, name, input)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    activity,
+                )
+                assert cursor.lastrowid is not None
+                work.activities.append(ActivityWorkItem(cursor.lastrowid, *activity))
             if change.entity_state is not None:
                 entity_id, state = change.entity_state
                 if state is None:
@@ -453,11 +505,13 @@ class DurableStore:
                             dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                         ),
                     )
+        self._announce(work)
 
 
-def _insert_instance(db: sqlite3.Connection, r: InstanceRecord) -> None:
+def _insert_instance(db: sqlite3.Connection, r: InstanceRecord, replace: bool = False) -> None:
     db.execute(
-        "INSERT INTO instances (instance_id, name, execution_id, runtime_status, input, output,"
+        ("INSERT OR REPLACE" if replace else "INSERT")
+        + " INTO instances (instance_id, name, execution_id, runtime_status, input, output,"
         " custom_status, created_time, last_updated_time, parent_instance_id,"
         " parent_execution_id, parent_task_id, suspended, replay, version)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -499,6 +553,10 @@ def _instance_from_row(row: sqlite3.Row) -> InstanceRecord:
         replay=json.loads(row["replay"]),
         version=row["version"],
     )
+
+
+_NOT_PLAYED = '"IsPlayed": false'
+_PLAYED = '"IsPlayed": true'
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:

@@ -70,14 +70,19 @@ class HostClient:
 
 
 def start_sample_host(
-    state: Path, counters: Path, port: int = 0, env: dict[str, str] | None = None
+    state: Path,
+    counters: Path,
+    port: int = 0,
+    env: dict[str, str] | None = None,
+    app_dir: Path = SAMPLE_APP,
 ) -> ServiceProcess:
-    """Start a host process for the sample app (``env`` adds app settings)."""
+    """Start a host process for the sample app (``env`` adds app settings; ``app_dir``: a
+    copy of the sample app, e.g. with other host.json settings)."""
     return start_service(
         [
             "host",
             "--app-dir",
-            str(SAMPLE_APP),
+            str(app_dir),
             "--state",
             str(state),
             "--port",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -90,6 +92,40 @@ def test_invocations_are_spread_over_the_worker_processes(three_workers: HostCli
         for _ in range(6)
     }
     assert seen == set(pids)
+
+
+def test_activities_under_load_are_spread_over_the_worker_processes(
+    three_workers: HostClient,
+) -> None:
+    instance = three_workers.start("spread", {"n": 12, "seconds": 0.3})["id"]
+    status = three_workers.wait(instance)
+    assert status["runtimeStatus"] == "Completed", status
+    ran = status["output"]
+    assert {r["pid"] for r in ran} == set(three_workers.service.info["workerPids"])
+    # They ran at once, not one after another (12 x 0.3 s).
+    assert max(r["ended"] for r in ran) - min(r["started"] for r in ran) < 2.5
+
+
+def test_max_concurrent_activity_functions_caps_activities_at_once(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(SAMPLE_APP, app, ignore=shutil.ignore_patterns("__pycache__"))
+    settings = json.loads((app / "host.json").read_text())
+    settings["extensions"]["durableTask"]["maxConcurrentActivityFunctions"] = 2
+    (app / "host.json").write_text(json.dumps(settings))
+    counters = tmp_path / "counters"
+    counters.mkdir()
+    service = start_sample_host(tmp_path / "state", counters, app_dir=app)
+    try:
+        client = HostClient(service)
+        status = client.wait(client.start("spread", {"n": 6, "seconds": 0.3})["id"])
+    finally:
+        service.stop()
+    assert status["runtimeStatus"] == "Completed", status
+    ran = status["output"]
+    overlaps = [
+        sum(1 for other in ran if other["started"] <= r["started"] < other["ended"]) for r in ran
+    ]
+    assert max(overlaps) == 2
 
 
 def test_a_crashed_worker_fails_its_invocation_and_is_replaced(three_workers: HostClient) -> None:

@@ -238,6 +238,17 @@ def version_loop(context: df.DurableOrchestrationContext):
     context.continue_as_new(True)
 
 
+@bp.orchestration_trigger(context_name="context")
+def spread(context: df.DurableOrchestrationContext):
+    """``n`` activities at once, each reporting which process ran it and when."""
+    spec = context.get_input()
+    tasks = [
+        context.call_activity("where", {"i": i, "seconds": spec["seconds"]})
+        for i in range(spec["n"])
+    ]
+    return (yield context.task_all(tasks))
+
+
 @bp.activity_trigger(input_name="name")
 def greet(name: str) -> str:
     """Say hello."""
@@ -271,6 +282,16 @@ def slow(spec: dict) -> dict:
     path.write_text(str(runs))
     time.sleep(spec["seconds"])
     return {"step": spec["step"], "runs": runs}
+
+
+@bp.activity_trigger(input_name="spec")
+def where(spec: dict) -> dict:
+    """Sleep ``seconds``; say which worker process ran it, from when to when."""
+    import time
+
+    started = time.time()
+    time.sleep(spec["seconds"])
+    return {"pid": os.getpid(), "started": started, "ended": time.time()}
 
 
 @bp.timer_trigger(arg_name="timer", schedule="* * * * * *")
