@@ -258,7 +258,9 @@ def test_a_long_queue_drains_within_the_episode_limit(host_parts) -> None:
     _wait_all_done(store, ids, timeout=60)
 
     assert all(store.get_instance(i).output == str(8 * n) for n, i in enumerate(ids))  # type: ignore[union-attr]
-    assert invoker.most_episodes == 2
+    # Within the limits; whether two episodes overlapped at some moment depends on
+    # the machine's load (a CI run once saw only one at a time), so it is not asserted.
+    assert 1 <= invoker.most_episodes <= 2
     assert invoker.most_running <= 2
 
 
