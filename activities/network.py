@@ -25,7 +25,7 @@ from azure.mgmt.network.models import NetworkInterfaceIPConfiguration, Subnet
 from mover.config import ArmSettings, current_config
 from mover.errors import TransientError, classify_arm_failure
 from mover.member_nics import MemberNics, MemberRef
-from mover.planning import Change, plan_nic_edit
+from mover.planning import Change, NicView, plan_nic_edit
 
 from .arm import (
     get_nic,
@@ -77,10 +77,12 @@ async def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
     """Read the NIC, change only its ip-configurations, PUT it back with If-Match.
 
     The change is re-decided on the NIC as read, so a repeated call is a no-op
-    (``{"noop": true}``), unless the NIC is ``Failed``: then it is written again as it
-    is. Does not wait for the update to finish; ARM often answers the PUT when the
-    update is already done (``provisioningState`` Succeeded in the result), and then
-    there is nothing to wait for. ``answeredAt`` (epoch seconds) is when ARM answered.
+    (``{"noop": true}``, with the NIC as read in ``nic``), unless the NIC is
+    ``Failed``: then it is written again as it is. Does not wait for the update to
+    finish; ARM often answers the PUT when the update is already done
+    (``provisioningState`` Succeeded in its answer), and then that answer is the NIC's
+    final state (``nic``) and there is nothing to wait for. ``answeredAt`` (epoch
+    seconds) is when ARM answered.
     """
 
     async def call() -> dict[str, Any]:
@@ -93,7 +95,7 @@ async def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
         # A NIC whose last update Failed may show the wanted configuration without having
         # it; Azure's remedy for a Failed network resource is to PUT it again.
         if edit.is_noop and nic.provisioning_state != "Failed":
-            return {"noop": True}
+            return {"noop": True, "nic": nic_view(nic).about(request["address"]).to_dict()}
         write_by = request.get("writeBy")
         if write_by is not None and time.time() >= float(write_by):
             # This call ran late (a slow read, an overloaded host): the lock's
@@ -123,25 +125,36 @@ async def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
             nic,
             headers={"If-Match": nic.etag},
             polling=False,
-            cls=lambda pipeline_response, _deserialized, _headers: pipeline_response,
+            cls=lambda pipeline_response, deserialized, _headers: (pipeline_response, deserialized),
         )
-        response = await poller.result()
+        response, written = await poller.result()
         http = response.http_response
-        return {
+        state = _provisioning_state(http)
+        answer: dict[str, Any] = {
             "noop": False,
             # Kept exactly as ARM sent it: newer URLs carry signature parameters.
             "operationUrl": http.headers.get("Azure-AsyncOperation"),
             "armRequestId": http.headers.get("x-ms-request-id"),
-            "provisioningState": _provisioning_state(http),
+            "provisioningState": state,
             "answeredAt": time.time(),
         }
+        if state == "Succeeded" and written is not None:
+            # The update is done and this is the NIC as ARM now has it.
+            answer["nic"] = nic_view(written).about(request["address"]).to_dict()
+        return answer
 
     return await _outcome(UPDATE_NIC, request, call)
 
 
 @bp.activity_trigger(input_name="request", activity=WAIT_FOR_NIC_UPDATE)
 async def wait_for_nic_update(request: JsonObject) -> dict[str, Any]:
-    """Poll the NIC update until it ends or the budget (``budgetSeconds``) is spent.
+    """Read the NIC until its update ends or the budget (``budgetSeconds``) is spent.
+
+    Polls the NIC itself, not the Azure-AsyncOperation resource: the read that sees
+    ``provisioningState`` Succeeded is also the NIC's state after the update
+    (``{"status": "Succeeded", "nic": NicView}``), so the move needs no second read
+    to verify it. Only when the update ended ``Failed`` or ``Canceled`` is the
+    operation resource read, for ARM's reason.
 
     The first poll comes ``arm.firstPollSeconds`` after ARM answered the PUT
     (``answeredAt``, given to the first call for an update): a NIC update takes
@@ -160,22 +173,37 @@ async def wait_for_nic_update(request: JsonObject) -> dict[str, Any]:
         while True:
             await asyncio.sleep(delay)
             delay = settings.lro_poll_seconds
-            status, error = await _update_status(
-                settings, subscription, request.get("operationUrl"), request["nicId"]
-            )
+            nic = await get_nic(settings, request["nicId"])
+            # The SDK's ProvisioningState is a str Enum: its value, not str(), is the name.
+            status = str(getattr(nic.provisioning_state, "value", nic.provisioning_state))
             if status == "Succeeded":
-                return {"status": status}
+                view = nic_view(nic)
+                if change_is_in(view, request):
+                    return {"status": status, "nic": view.about(request["address"]).to_dict()}
+                # Done, but not with our change: our update failed (ARM accepts a PUT that
+                # meets another update, then fails it) or another writer overtook it.
+                error = await _operation_error(settings, subscription, request.get("operationUrl"))
+                if error:
+                    raise classify_arm_failure(200, error.get("code"), error.get("message") or "")
+                raise TransientError("UpdateOvertaken", f"{name} ended without the change")
             if status in ("Failed", "Canceled"):
-                error = error or {}
+                error = await _operation_error(settings, subscription, request.get("operationUrl"))
+                if not error:
+                    # No reason to judge by; a Failed NIC is repaired by writing it again.
+                    raise TransientError(f"Operation{status}", f"{name}'s update ended {status}")
                 raise classify_arm_failure(
-                    200,
-                    error.get("code") or f"Operation{status}",
-                    error.get("message") or f"the NIC update ended {status}",
+                    200, error.get("code"), error.get("message") or f"the NIC update ended {status}"
                 )
             if time.monotonic() >= budget_ends:
                 raise TransientError("StillUpdating", f"{name} is still updating")
 
     return await _outcome(WAIT_FOR_NIC_UPDATE, request, call)
+
+
+def change_is_in(nic: NicView, request: dict[str, Any]) -> bool:
+    """Whether the NIC already is as the request's change wants it (a repair: always)."""
+    change = Change(**request["change"])
+    return plan_nic_edit(nic, change, request["address"], request["ipConfigName"]).is_noop
 
 
 def _first_delay(settings: ArmSettings, answered_at: Any) -> float:
@@ -191,27 +219,26 @@ def _first_delay(settings: ArmSettings, answered_at: Any) -> float:
     return min(max(remaining, 0.0), settings.first_poll_seconds)
 
 
-async def _update_status(
-    settings: ArmSettings, subscription: str, operation_url: str | None, nic_id: str
-) -> tuple[str, dict[str, Any] | None]:
-    """Status of the update: the Azure-AsyncOperation resource, else the NIC's state.
+async def _operation_error(
+    settings: ArmSettings, subscription: str, operation_url: str | None
+) -> dict[str, Any]:
+    """ARM's reason for an update that ended Failed/Canceled, from its
+    Azure-AsyncOperation resource; empty when there is none or it cannot be read.
 
     The operation resource sits at subscription scope; where the app's role is
-    granted only on the resource group and ARM refuses it (403/404), the NIC's
-    provisioningState tells the same, without the failure's reason.
+    granted only on the resource group ARM refuses it (403/404), and the reason is
+    then the NIC's provisioningState alone.
     """
-    if operation_url:
-        client = network_client(settings, subscription)
-        response = await client.send_request(HttpRequest("GET", operation_url))
-        if response.status_code not in (403, 404):
-            response.raise_for_status()
-            body = response.json()
-            return str(body.get("status")), body.get("error")
-        log.warning(
-            "cannot read %s (%d): using the NIC's state", operation_url, response.status_code
-        )
-    nic = await get_nic(settings, nic_id)
-    return str(nic.provisioning_state), None
+    if not operation_url:
+        return {}
+    client = network_client(settings, subscription)
+    response = await client.send_request(HttpRequest("GET", operation_url))
+    if response.status_code in (403, 404):
+        log.warning("cannot read %s (%d)", operation_url, response.status_code)
+        return {}
+    response.raise_for_status()
+    error = response.json().get("error")
+    return error if isinstance(error, dict) else {}
 
 
 def _provisioning_state(http: Any) -> str | None:

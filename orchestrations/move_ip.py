@@ -238,13 +238,25 @@ class MoveRun:
     # -- the move ------------------------------------------------------------
 
     def converge(self) -> Steps:
-        """Read, plan and apply until the IP is where the request wants it."""
+        """Read, plan and apply until the IP is where the request wants it.
+
+        After a plan's changes, the NICs are planned on again as ARM reported them at
+        the end of each update (the answer that said Succeeded: the PUT's own, or the
+        poll's read of the NIC): the verification costs no read of its own. ARM lets
+        one NIC of a network hold a private address, so the target's final state
+        showing the IP also shows that no other NIC has it. Where an end state is
+        unknown, the NICs are read again.
+        """
         request = self.request
         acquiring = request.action == Action.ACQUIRE
         step_name = "find_holder"
         touched: list[str] = []  # NICs this request wrote: each must end Succeeded
+        nics: list[NicView] | None = None
         while True:
-            nics = yield from self.read_nics(step_name)
+            if nics is None:
+                nics = yield from self.read_nics(step_name)
+            else:
+                self._end_step(self._start_step(step_name))
             if acquiring:
                 plan = plan_acquire(
                     nics,
@@ -270,14 +282,28 @@ class MoveRun:
             if not plan.changes:
                 # A NIC is still updating (ours, or someone else's write): look again soon.
                 yield from self._wait_for_states(plan.waiting, nics)
+                nics = None
                 continue
-            for change in plan.changes:
-                touched.append(change.nic_id)
-                if (yield from self.apply(change)):
-                    # Read again and re-plan (with the holder ARM named, if need be).
-                    if self.read_named_holder(plan, nics):
-                        step_name = "find_holder"
-                    break
+            nics, step_name = yield from self.apply_plan(plan, nics, touched)
+
+    def apply_plan(self, plan: Plan, nics: list[NicView], touched: list[str]) -> Steps:
+        """Apply the plan's changes in order.
+
+        Returns the NICs as they ended and the next step's name; the NICs are None
+        when they must be read again: a change's end state is unknown, or ARM's
+        answer calls for a new plan (``find_holder`` again when ARM named a holder
+        the move has not read).
+        """
+        ended: dict[str, NicView] = {}
+        for change in plan.changes:
+            touched.append(change.nic_id)
+            replan, final = yield from self.apply(change)
+            if replan:
+                return None, "find_holder" if self.read_named_holder(plan, nics) else "verify"
+            if final is None:
+                return None, "verify"
+            ended[final.id.lower()] = final
+        return [ended.get(nic.id.lower(), nic) for nic in nics], "verify"
 
     def read_named_holder(self, plan: Plan, nics: list[NicView]) -> bool:
         """After ARM said another resource holds the address: read it too, if it is a NIC
@@ -349,14 +375,17 @@ class MoveRun:
             yield from self._back_off(step, ErrorInfo.from_dict(outcome["error"]))
 
     def apply(self, change: Change) -> Steps:
-        """Make one NIC change and wait for ARM to finish it; True means re-plan.
+        """Make one NIC change and wait for ARM to finish it.
 
-        Transient failures retry the same change (the activity re-reads the NIC,
-        so a change that did happen is a no-op); a NIC that changed under us in
-        a way that invalidates the plan (the IP now in use elsewhere) re-plans.
+        Returns ``(replan, nic)``: ``replan`` when the NIC changed under us in a way
+        that invalidates the plan (the IP now in use elsewhere); else the NIC as ARM
+        reported it when the update ended (None if not known). Transient failures
+        retry the same change (the activity re-reads the NIC, so a change that did
+        happen is a no-op).
         """
         name = _STEP_OF_CHANGE[change.kind]
         step = self._start_step(name, nic=change.nic_id)
+        final: dict[str, Any] | None = None
         while True:
             yield from self.renew_lock(before_write=True)
             outcome = yield self.context.call_activity(
@@ -381,9 +410,10 @@ class MoveRun:
                 update = outcome["result"]
                 step.arm_operation_id = update.get("armRequestId") or step.arm_operation_id
                 error = None
+                final = update.get("nic")
                 # "Succeeded" in the PUT's own answer: the update is done, nothing to poll.
                 if not update["noop"] and update.get("provisioningState") != "Succeeded":
-                    error = yield from self._wait_for_update(change, update)
+                    error, final = yield from self._wait_for_update(change, update)
                 if error is None:
                     break
             else:
@@ -392,16 +422,17 @@ class MoveRun:
             if error.code in _REPLAN_CODES:
                 self._end_step(step, error)
                 self.conflict = error
-                return True
+                return True, None
         self._end_step(step)
         if self.request.action == Action.ACQUIRE and change.kind != "repair":
             # Between a remove and the add, the IP is on no NIC: say so plainly.
             self.record.unassigned = change.kind == "remove"
             self._publish()
-        return False
+        return False, NicView.from_dict(final) if final else None
 
     def _wait_for_update(self, change: Change, update: dict[str, Any]) -> Steps:
-        """Follow the NIC update to its end: None when it succeeded, else its error.
+        """Follow the NIC update to its end: ``(None, nic)`` when it succeeded (the NIC
+        as read then), else ``(error, None)``.
 
         The first wait starts from when ARM answered the PUT (its first poll comes a
         typical update time later); the following ones poll at the usual cadence.
@@ -415,7 +446,8 @@ class MoveRun:
                 self.deadline - self.now(),
             )
             if budget <= 0:
-                return ErrorInfo("deadline_exceeded", "the NIC update outlasted the deadline", True)
+                late = ErrorInfo("deadline_exceeded", "the NIC update outlasted the deadline", True)
+                return late, None
             yield from self.renew_lock()
             outcome = yield self.context.call_activity(
                 WAIT_FOR_NIC_UPDATE,
@@ -423,6 +455,13 @@ class MoveRun:
                     "requestId": self.request.request_id,
                     "subscriptionId": self.request.subscription_id,
                     "nicId": change.nic_id,
+                    "change": {
+                        "kind": change.kind,
+                        "nic_id": change.nic_id,
+                        "nic_name": change.nic_name,
+                    },
+                    "address": self.request.ip,
+                    "ipConfigName": self.request.ip_config_name,
                     "operationUrl": update.get("operationUrl"),
                     "budgetSeconds": budget,
                     **({"answeredAt": answered_at} if answered_at is not None else {}),
@@ -430,10 +469,10 @@ class MoveRun:
             )
             answered_at = None
             if outcome["ok"]:
-                return None
+                return None, outcome["result"].get("nic")
             error = ErrorInfo.from_dict(outcome["error"])
             if error.code != "StillUpdating":
-                return error
+                return error, None
 
     def _wait_for_states(self, waiting: tuple[str, ...], nics: list[NicView]) -> Steps:
         """Wait a little for NICs whose update is in progress, within the deadline."""

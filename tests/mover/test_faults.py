@@ -262,13 +262,21 @@ def test_an_ip_left_on_no_nic_is_reported_as_unassigned(held_by_server01: Mover)
 
 
 @pytest.mark.parametrize("nic_update_mode", ["async"])  # only an update answered Updating polls
-def test_an_unreadable_operation_status_falls_back_to_the_nic_state(mover: Mover) -> None:
-    """Where the role does not cover the subscription-level operation resource."""
+def test_a_failed_update_whose_operation_is_unreadable_is_retried_on_the_nics_state(
+    held_by_server01: Mover,
+) -> None:
+    """Where the role does not cover the subscription-level operation resource, the
+    NIC's own provisioningState says the update failed (without ARM's reason)."""
+    mover = held_by_server01
     control = mover.stack.control
+    control.fail_next_lros(
+        1, code="InternalServerError", path=f"networkInterfaces/{NIC['server02']}$"
+    )
     control.fail_next(5, method="GET", path="/operations/", status=403, code="AuthorizationFailed")
     seq = control.last_seq()
-    record = mover.move("acquire", "server01")
+    record = mover.move("acquire", "server02")
     assert record["status"] == "succeeded", record
-    mover.assert_only_on("server01")
+    assert _step(record, "add_ip_config")["retried"] == ["OperationFailed"]
+    mover.assert_only_on("server02")
     refused = [r for r in control.requests(since=seq) if r.status == 403]
     assert refused and all("/operations/" in r.path for r in refused)
