@@ -12,9 +12,12 @@ every call of the process.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import os
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,10 +27,13 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import AsyncHTTPPolicy
 from azure.core.rest import HttpRequest
 from azure.identity.aio import ManagedIdentityCredential
 from azure.mgmt.network.aio import NetworkManagementClient
 
+from mover.arm_budget import ArmBudget, request_kind
 from mover.config import ArmSettings
 from mover.errors import MoverError, PermanentError, TransientError, classify_arm_failure
 from mover.planning import IpConfigView, NicView
@@ -70,13 +76,64 @@ def _credential() -> ManagedIdentityCredential:
     return ManagedIdentityCredential()
 
 
+# Longest a call waits in the process for ARM's budget; a longer wait becomes a
+# transient error whose Retry-After the orchestration sleeps on a durable timer.
+_MAX_BUDGET_WAIT_SECONDS = 10.0
+
+
+def _process_share() -> float:
+    # The worker processes of one instance start together, each with its share.
+    try:
+        count = int(os.environ.get("FUNCTIONS_WORKER_PROCESS_COUNT") or 1)
+    except ValueError:
+        count = 1
+    return 1.0 / max(1, count)
+
+
+_BUDGET = ArmBudget(share=_process_share())
+
+
+class ArmBudgetPolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
+    """Send each ARM call when ARM's token bucket has a token for it (``mover.arm_budget``)
+    and learn the bucket from ARM's answers."""
+
+    def __init__(self, subscription_id: str, budget: ArmBudget = _BUDGET) -> None:
+        super().__init__()
+        self._subscription = subscription_id
+        self._budget = budget
+
+    async def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
+        kind = request_kind(request.http_request.method)
+        bucket = self._budget.bucket(self._subscription, kind, time.monotonic())
+        wait = bucket.reserve(time.monotonic())
+        if wait > _MAX_BUDGET_WAIT_SECONDS:
+            bucket.give_back(time.monotonic())
+            raise TransientError(
+                "ArmBudgetExhausted",
+                f"ARM's {kind} budget for this identity is spent for the next {wait:.1f} s",
+                retry_after=wait,
+            )
+        if wait > 0:
+            await asyncio.sleep(wait)
+        response = await self.next.send(request)
+        headers = response.http_response.headers
+        now = time.monotonic()
+        if response.http_response.status_code == 429:
+            bucket.observe_throttled(retry_after_seconds(headers), now)
+        else:
+            remaining = headers.get(f"x-ms-ratelimit-remaining-subscription-{kind}s")
+            if remaining is not None and remaining.isdigit():
+                bucket.observe_remaining(float(remaining), now)
+        return response
+
+
 @functools.cache
 def network_client(settings: ArmSettings, subscription_id: str) -> NetworkManagementClient:
     """An asynchronous client for the subscription, cached for the process.
 
     SDK-level retries are off: every retry happens in the orchestration, with
     durable timers that honour Retry-After and the request's deadline, and
-    shows in the audit.
+    shows in the audit. Every call waits for ARM's budget (``ArmBudgetPolicy``).
     """
     return NetworkManagementClient(
         _credential(),
@@ -87,6 +144,7 @@ def network_client(settings: ArmSettings, subscription_id: str) -> NetworkManage
         retry_total=0,
         connection_timeout=10,
         read_timeout=30,
+        per_retry_policies=[ArmBudgetPolicy(subscription_id)],
     )
 
 

@@ -172,10 +172,27 @@ def run_one(
     )
     try:
         run = _measure(stack, n, limit, log, layout)
+        # A request that ended "internal_error" is an orchestration that raised: the
+        # host's log has why, and the report should too.
+        run.errors += _orchestration_failures(Path(stack.host.log_path))
     finally:
         stack.stop()
     run.worker_processes = worker_processes
     return run
+
+
+def _orchestration_failures(host_log: Path, limit: int = 3) -> list[str]:
+    """The first distinct reasons the host logged for orchestrations that failed."""
+    reasons: list[str] = []
+    for line in host_log.read_text(errors="replace").splitlines():
+        _, found, reason = line.partition(" failed: ")
+        if found and "orchestration " in line:
+            reason = f"orchestration failed: {reason.strip()[:300]}"
+            if reason not in reasons:
+                reasons.append(reason)
+            if len(reasons) >= limit:
+                break
+    return reasons
 
 
 def _measure(
