@@ -109,6 +109,12 @@ class LocalStack:
         self.host.stop()
         self.azure.stop()
 
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
 
 def mover_config_for(
     ready: ReadyInfo,

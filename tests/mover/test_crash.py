@@ -46,13 +46,12 @@ def test_kill_between_remove_and_add_then_restart_completes_once(own_stack: Loca
 def test_a_dead_lock_holder_is_passed_over_when_its_lease_runs_out(tmp_path: Path) -> None:
     """The holder's orchestration is terminated mid-move: the next request waits out the lease."""
     lease = 3.0
-    stack = start_stack(
+    with start_stack(
         tmp_path,
         azure_args=FAST_AZURE,
         limits={"lockLeaseSeconds": lease, "lockPollSeconds": 0.5},
         **FAST_POLLS,
-    )
-    try:
+    ) as stack:
         mover = Mover(stack)
         stack.control.update_settings(nic_update_seconds=2.0)
         holder = mover.post("acquire", "server01").json()["requestId"]
@@ -68,5 +67,3 @@ def test_a_dead_lock_holder_is_passed_over_when_its_lease_runs_out(tmp_path: Pat
         assert mover.holders() == [NIC["server02"]]
         terminated = mover.get(f"requests/{holder}", "server01").json()
         assert terminated["status"] == "failed" and terminated["error"]["code"] == "terminated"
-    finally:
-        stack.stop()

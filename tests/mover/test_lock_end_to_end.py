@@ -24,16 +24,13 @@ SHORT_LEASE = {"lockLeaseSeconds": 2, "lockPollSeconds": 0.3}
 
 @pytest.fixture
 def short_lease(tmp_path: Path) -> Iterator[Mover]:
-    stack = start_stack(
+    with start_stack(
         tmp_path,
         azure_args=["--nic-update-seconds", "1.5", "--retry-after", "0.2"],
         limits=SHORT_LEASE,
         lro_poll_seconds=0.1,
-    )
-    try:
+    ) as stack:
         yield Mover(stack)
-    finally:
-        stack.stop()
 
 
 def nic_operations(mover: Mover) -> list[dict]:

@@ -19,17 +19,14 @@ NIC_UPDATE_SECONDS = 1.0
 @pytest.fixture(scope="module")
 def scale_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """Ten two-node clusters, one IP each; NIC updates take a second."""
-    running = start_stack(
+    with start_stack(
         tmp_path_factory.mktemp("scale"),
         topology=f"scale:{CLUSTERS}",
         azure_args=["--nic-update-seconds", str(NIC_UPDATE_SECONDS), "--retry-after", "1"],
         limits=FAST_LIMITS,
         lro_poll_seconds=0.1,
-    )
-    try:
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_ten_ips_move_in_parallel_not_one_after_another(scale_stack: LocalStack) -> None:

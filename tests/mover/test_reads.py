@@ -32,17 +32,14 @@ def nic_of(vm: str) -> str:
 @pytest.fixture(scope="module")
 def group_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """Twenty two-node clusters in one resource group; members' NICs learned from their VMs."""
-    running = start_stack(
+    with start_stack(
         tmp_path_factory.mktemp("group"),
         topology=f"scale:{CLUSTERS}",
         azure_args=FAST_AZURE,
         limits=FAST_LIMITS,
         **FAST_POLLS,
-    )
-    try:
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
@@ -193,17 +190,14 @@ def test_a_non_members_nic_named_by_arm_is_never_touched_unless_forced(group: Mo
 @pytest.fixture(scope="module")
 def named_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The seed topology, each member's NIC named in the configuration."""
-    running = start_stack(
+    with start_stack(
         tmp_path_factory.mktemp("named"),
         azure_args=FAST_AZURE,
         limits=FAST_LIMITS,
         name_member_nics=True,
         **FAST_POLLS,
-    )
-    try:
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_members_whose_nics_are_configured_are_never_read_as_vms(
@@ -226,7 +220,7 @@ def test_members_whose_nics_are_configured_are_never_read_as_vms(
 def one_thread_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """Four clusters, NIC updates of 1.5 s, and a worker with one thread for synchronous
     functions (the orchestrations and entities need it too)."""
-    running = start_stack(
+    with start_stack(
         tmp_path_factory.mktemp("one-thread"),
         topology="scale:4",
         azure_args=["--nic-update-seconds", "1.5", "--retry-after", "1"],
@@ -234,11 +228,8 @@ def one_thread_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local
         lro_poll_seconds=0.1,
         first_poll_seconds=1.0,
         host_settings={"PYTHON_THREADPOOL_THREAD_COUNT": "1"},
-    )
-    try:
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def _move_all_at_once(mover: Mover) -> float:

@@ -28,17 +28,14 @@ PURGE_RUN = re.compile(r"purged (\d+) finished requests created before (\S+)")
 @pytest.fixture
 def retention_stack(tmp_path: Path) -> Iterator[LocalStack]:
     """A stack whose retention job runs every second, with a retention of 5 s."""
-    running = start_stack(
+    with start_stack(
         tmp_path,
         azure_args=FAST_AZURE,
         limits=RETENTION_LIMITS,
         **FAST_POLLS,
         host_settings={"MOVER_RETENTION_SCHEDULE": "* * * * * *"},
-    )
-    try:
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def purge_cutoffs(stack: LocalStack) -> list[str]:

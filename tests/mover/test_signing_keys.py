@@ -24,17 +24,14 @@ REFRESH, COOLDOWN = 4.0, 1.0
 
 @pytest.fixture(scope="module")
 def keyed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    running = start_stack(
+    with start_stack(
         tmp_path_factory.mktemp("keys"),
         azure_args=FAST_AZURE,
         limits=FAST_LIMITS,
         **FAST_POLLS,
         auth={"keyRefreshSeconds": REFRESH, "keyRefetchCooldownSeconds": COOLDOWN},
-    )
-    try:
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def status_with(stack: LocalStack, token: str) -> int:
@@ -140,20 +137,17 @@ def test_the_host_log_shows_the_refetches(stack: LocalStack) -> None:
 
 def test_no_reachable_key_set_is_503_not_401(tmp_path: Path) -> None:
     # Nothing listens on port 1: the issuer's keys cannot be fetched at all.
-    running = start_stack(
+    with start_stack(
         tmp_path,
         azure_args=FAST_AZURE,
         limits=FAST_LIMITS,
         auth={"jwksUri": "https://127.0.0.1:1/keys", "keyRefetchCooldownSeconds": 30},
-    )
-    try:
+    ) as running:
         r = requests.get(
             f"{running.api}/ips/10.5.0.110",
             headers={"Authorization": f"Bearer {vm_token(running)}"},
             timeout=10,
         )
-    finally:
-        running.stop()
 
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "keys_unavailable"
