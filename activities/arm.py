@@ -115,15 +115,19 @@ class ArmBudgetPolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
             )
         if wait > 0:
             await asyncio.sleep(wait)
-        response = await self.next.send(request)
+        bucket.sent()
+        try:
+            response = await self.next.send(request)
+        except BaseException:
+            bucket.answered(time.monotonic(), None)
+            raise
         headers = response.http_response.headers
-        now = time.monotonic()
         if response.http_response.status_code == 429:
-            bucket.observe_throttled(retry_after_seconds(headers), now)
+            bucket.throttled(time.monotonic(), retry_after_seconds(headers))
         else:
             remaining = headers.get(f"x-ms-ratelimit-remaining-subscription-{kind}s")
-            if remaining is not None and remaining.isdigit():
-                bucket.observe_remaining(float(remaining), now)
+            count = float(remaining) if remaining and remaining.isdigit() else None
+            bucket.answered(time.monotonic(), count)
         return response
 
 
