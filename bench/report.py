@@ -12,8 +12,8 @@ from .azcli import cloud_register_args
 from .client import ClientFigures
 from .common import REPO_ROOT
 from .races import OUTCOMES, SCENARIOS, RaceResult
+from .scale import LAYOUT_LABELS, ScaleRun
 from .scale import NIC_UPDATE as SCALE_NIC_UPDATE
-from .scale import ScaleRun
 from .timing import CASES, CaseResult, Setting, TimingResult
 
 # Figures of the last run (ignored by git): the report's text can be redone without
@@ -186,7 +186,7 @@ class Report:
 
 
 def _scale_brief(r: ScaleRun) -> str:
-    name = f"N={r.n}" + ("" if r.layout == "shared" else " (a resource group per cluster)")
+    name = f"N={r.n}" + ("" if r.layout == "shared" else f" (resource groups {_groups(r)})")
     if r.unfinished:
         done = r.n - r.unfinished
         return (
@@ -401,6 +401,10 @@ def _races(result: RaceResult) -> str:
 # -- section 3 --------------------------------------------------------------------------
 
 
+def _groups(r: ScaleRun) -> str:
+    return LAYOUT_LABELS.get(r.layout, r.layout)
+
+
 def _scale(runs: list[ScaleRun], sizes: tuple[int, ...], layouts: tuple[str, ...] = ()) -> str:
     processes = sorted({r.worker_processes for r in runs}) or [1]
     lines = [
@@ -408,7 +412,9 @@ def _scale(runs: list[ScaleRun], sizes: tuple[int, ...], layouts: tuple[str, ...
         "",
         "`topology=scale:N`: N two-node clusters in one resource group; `scale-rg:N`: the",
         "same with each cluster's VMs and NICs in a resource group of its own (*resource",
-        "groups*: shared / per cluster). Each IP is on its member n2's NIC (n2 crashed);",
+        "groups*: shared / per cluster); *NICs named*: as per cluster, with each member's",
+        "`nicId` in the configuration, so that a move reads no VM. Each IP is on its member",
+        "n2's NIC (n2 crashed);",
         "every member n1 posts `acquire` at once (16 client threads post; the bench notices",
         "ends through the host's management API once a second and reads each ended request",
         "once through the mover's API, so it adds one POST and one GET per move). NIC",
@@ -452,7 +458,7 @@ def _scale(runs: list[ScaleRun], sizes: tuple[int, ...], layouts: tuple[str, ...
             vs_floor = vs_bound = "did not finish"
         cpu = r.host_cpu + r.worker_cpu
         busy = cpu / r.total if r.total > 0 else math.nan
-        groups = "shared" if r.layout == "shared" else "per cluster"
+        groups = _groups(r)
         lines.append(
             f"| {r.n} | {groups} | {r.total:.1f} | {vs_floor} | {vs_bound} "
             f"| {r.write_budget:.0f} | {_s(r.median_request)} / {_s(r.max_request)} "
@@ -488,7 +494,7 @@ def _scale_reading(runs: list[ScaleRun]) -> str:
             continue
         cpu = r.host_cpu + r.worker_cpu
         limit = "ARM's write budget" if r.write_budget > r.floor else "the NIC updates"
-        groups = "one resource group" if r.layout == "shared" else "a resource group each"
+        groups = "one resource group" if r.layout == "shared" else f"resource groups {_groups(r)}"
         if r.unfinished:
             outcome = f"did not finish in {r.time_limit:.0f} s"
         else:

@@ -43,8 +43,16 @@ from .common import put_ip_on
 
 NIC_UPDATE = 1.0
 WORKER_PROCESSES = 2  # FUNCTIONS_WORKER_PROCESS_COUNT of the host: one per core here
-# Resource-group layouts: all clusters in one group, or one group per cluster.
-LAYOUTS = {"shared": "scale", "per-cluster": "scale-rg"}
+# Resource-group layouts: all clusters in one group, or one group per cluster; and
+# one group per cluster with each member's NIC named in the configuration (the mover
+# then reads no VM).
+LAYOUTS = {"shared": "scale", "per-cluster": "scale-rg", "named-nics": "scale-rg"}
+NAMED_NIC_LAYOUTS = frozenset({"named-nics"})
+LAYOUT_LABELS = {
+    "shared": "shared",
+    "per-cluster": "per cluster",
+    "named-nics": "per cluster, NICs named",
+}
 POOL = 16  # threads posting and polling: the host, not the client, should be the limit
 POLL_SECONDS = 1.0  # the end time comes from the request's own record, not from polling
 
@@ -169,6 +177,7 @@ def run_one(
         topology=f"{LAYOUTS[layout]}:{n}",
         azure_args=["--nic-update-seconds", str(NIC_UPDATE), "--log-level", "ERROR"],
         worker_processes=worker_processes,
+        name_member_nics=layout in NAMED_NIC_LAYOUTS,
     )
     try:
         run = _measure(stack, n, limit, log, layout)
@@ -212,7 +221,7 @@ def _measure(
         tokens = dict(zip(members, pool.map(stack.vm_token, members), strict=True))
     app = stack.ready.app_identity.principal_id
     control.clear_requests()  # counters from zero: only the failover counts
-    name = f"scale {n} ({layout} resource group{'s' if layout != 'shared' else ''})"
+    name = f"scale {n} (resource groups: {LAYOUT_LABELS[layout]})"
     log(f"{name}: {n} IPs on their n2 NICs, tokens ready; failing over")
 
     session = requests.Session()

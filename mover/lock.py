@@ -52,6 +52,8 @@ class Grant:
     lease_until: float | None = None
     # Not queued: the caller already has max_pending requests holding or waiting.
     refused: bool = False
+    # To the request granted: the members' NIC ids that earlier moves learned.
+    member_nics: dict[str, list[str]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -81,6 +83,10 @@ class IpLock:
     queue: list[Waiter] = field(default_factory=list)
     # Why the last holder lost the lock without releasing it, for the audit.
     last_expired: str | None = None
+    # The NIC ids of the cluster's members (VM id, lower case -> NIC ids) as the last
+    # move learned them from their VMs: kept here, durably, so that the next move
+    # (in any process, after any restart) need not read the VMs again.
+    member_nics: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> IpLock:
@@ -94,6 +100,7 @@ class IpLock:
             holder_caller=data.get("holder_caller"),
             queue=[Waiter(**w) for w in data.get("queue", [])],
             last_expired=data.get("last_expired"),
+            member_nics=dict(data.get("member_nics") or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,7 +145,9 @@ class IpLock:
             self.queue.pop(0)
             self.holder, self.since, self.lease_until = request_id, now, now + lease_seconds
             self.holder_caller = waiter.caller
-            return Grant(True, 0, self.holder, self.lease_until)
+            return Grant(
+                True, 0, self.holder, self.lease_until, member_nics=self.member_nics or None
+            )
         return Grant(False, self.queue.index(waiter) + 1, self.holder)
 
     def renew(self, request_id: str, now: float, lease_seconds: float) -> bool:
@@ -155,9 +164,17 @@ class IpLock:
         self._expire(now)
         return False
 
-    def release(self, request_id: str, now: float) -> Wake | None:
-        """Give up the lock or a place in the queue; whom to wake, if anyone."""
+    def release(
+        self, request_id: str, now: float, member_nics: dict[str, list[str]] | None = None
+    ) -> Wake | None:
+        """Give up the lock or a place in the queue; whom to wake, if anyone.
+
+        The holder may leave the members' NIC ids it learned (``member_nics``) for the
+        next holder; they replace what was kept for those members.
+        """
         if self.holder == request_id:
+            if member_nics:
+                self.member_nics = {**self.member_nics, **member_nics}
             self.holder = self.since = self.lease_until = self.holder_caller = None
         else:
             self.queue = [w for w in self.queue if w.request_id != request_id]

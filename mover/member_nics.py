@@ -1,8 +1,9 @@
 """Which NICs a move reads: its cluster members' NICs, by id, in parallel.
 
 A member's NIC is named in the configuration (``nicId``), or learned from its
-VM's ``networkProfile`` once and kept for the process. A learned NIC that is
-gone, or no longer attached to that VM, is learned again. NICs that ARM named
+VM's ``networkProfile`` once and kept: for the process, and by the IP's lock for
+the next move (``MemberRef.known_nic_ids``). A learned NIC that is gone, or no
+longer attached to that VM, is learned again. NICs that ARM named
 as holding the IP (see ``mover.planning.holder_nic_to_read``) are read as they
 are. The ARM reads themselves are passed in, so nothing here talks to Azure.
 """
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 from .errors import PermanentError
 from .planning import NicView
 
-__all__ = ["MemberNics", "MemberRef", "nic_ids_of_vm"]
+__all__ = ["MemberNics", "MemberRef", "learned_member_nics", "nic_ids_of_vm"]
 
 T = TypeVar("T")
 
@@ -29,19 +30,39 @@ VmReader = Callable[[str], Awaitable[Mapping[str, Any]]]
 
 @dataclass(frozen=True)
 class MemberRef:
-    """A member whose NICs a move reads: its VM, and the NIC the configuration names."""
+    """A member whose NICs a move reads: its VM, the NIC the configuration names, and
+    the NICs an earlier move learned from the VM (kept in durable state)."""
 
     vm_id: str
     nic_id: str | None = None
+    known_nic_ids: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MemberRef:
-        """From the activity input's form, ``{"vmId", "nicId"?}``."""
-        return cls(data["vmId"], data.get("nicId"))
+        """From the activity input's form, ``{"vmId", "nicId"?, "knownNicIds"?}``."""
+        return cls(data["vmId"], data.get("nicId"), tuple(data.get("knownNicIds") or ()))
 
     def to_dict(self) -> dict[str, Any]:
         """The activity input's form."""
-        return {"vmId": self.vm_id, **({"nicId": self.nic_id} if self.nic_id else {})}
+        return {
+            "vmId": self.vm_id,
+            **({"nicId": self.nic_id} if self.nic_id else {}),
+            **({"knownNicIds": list(self.known_nic_ids)} if self.known_nic_ids else {}),
+        }
+
+
+def learned_member_nics(
+    members: Iterable[MemberRef], views: Iterable[NicView]
+) -> dict[str, list[str]]:
+    """The NIC ids of the members that the configuration does not name, from the NICs
+    a move read (each NIC names the VM it is attached to), keyed by lower-case VM id:
+    what the next move may start from instead of reading the VMs."""
+    unnamed = {_key(m.vm_id) for m in members if m.nic_id is None}
+    learned: dict[str, list[str]] = {}
+    for view in views:
+        if view.vm_id is not None and _key(view.vm_id) in unnamed:
+            learned.setdefault(_key(view.vm_id), []).append(view.id)
+    return learned
 
 
 def nic_ids_of_vm(vm: Mapping[str, Any]) -> tuple[str, ...]:
@@ -98,6 +119,10 @@ class MemberNics:
         ``read_vm`` and ``read_nic`` raise goes through.
         """
         members = list(members)
+        for member in members:
+            # What an earlier move learned (durable state) counts as learned here too.
+            if member.nic_id is None and member.known_nic_ids:
+                self._learned.setdefault(_key(member.vm_id), member.known_nic_ids)
         learned_before = {_key(m.vm_id) for m in members if _key(m.vm_id) in self._learned}
         named = await self._nic_ids(members, read_vm)
         views: dict[str, NicView | None] = {}

@@ -46,7 +46,7 @@ def ip_lock(context: df.DurableEntityContext) -> None:
     elif operation == "renew":
         result = lock.renew(args["requestId"], args["now"], args["leaseSeconds"])
     elif operation == "release":
-        wake = lock.release(args["requestId"], args["now"])
+        wake = lock.release(args["requestId"], args["now"], args.get("memberNics"))
         result = wake.to_dict() if wake else None
     else:
         raise ValueError(f"ip_lock has no operation {operation!r}")

@@ -28,7 +28,7 @@ import azure.durable_functions as df
 from activities.lock_wakeup import WAKE_WAITER
 from activities.network import READ_NICS, UPDATE_NIC, WAIT_FOR_NIC_UPDATE
 from mover.errors import ErrorInfo, MoverError, PermanentError
-from mover.member_nics import MemberRef
+from mover.member_nics import MemberRef, learned_member_nics
 from mover.planning import (
     Change,
     NicView,
@@ -117,6 +117,9 @@ class MoveRun:
         self.foreign_retried: str | None = None
         # NICs outside the members' that ARM named as holding the IP: read them too.
         self.holder_nics: list[str] = []
+        # Members' NIC ids learned by earlier moves (from the lock), and by this one.
+        self.known_nics: dict[str, list[str]] = {}
+        self.learned_nics: dict[str, list[str]] = {}
         self._publish()
 
     # -- time and audit ------------------------------------------------------
@@ -187,6 +190,7 @@ class MoveRun:
                 return None
             if grant["granted"]:
                 self.lease_until = grant["lease_until"]
+                self.known_nics = grant.get("member_nics") or {}
                 self.record.status = RequestStatus.RUNNING
                 self.record.locked_at = self._now_iso()
                 self.record.queue_position = None
@@ -206,14 +210,17 @@ class MoveRun:
     def renew_lock(self, before_write: bool = False) -> Steps:
         """Keep the lease before every ARM call of the move (reads, writes, waits).
 
-        Renewed once half of it has passed, and always right before a write, so
-        that a write (which ARM may answer only when the update is done) starts
-        with a whole lease ahead. A lease that ran out is still ours unless
-        another request took the lock; if one did, the request ends with
-        ``lock_lost`` and never writes again.
+        Renewed once half of it has passed, and before a write once a quarter has:
+        a write (which ARM may answer only when the update is done) starts with at
+        least three quarters of a lease ahead, and the activity refuses to write in
+        the last quarter (``writeBy``). A move of a few seconds renews nothing
+        (each renewal costs the orchestration an entity round trip). A lease that
+        ran out is still ours unless another request took the lock; if one did,
+        the request ends with ``lock_lost`` and never writes again.
         """
         lease = self.limits.lock_lease_seconds
-        if not before_write and self.now() < self.lease_until - lease / 2:
+        keep = lease * (3 / 4 if before_write else 1 / 2)
+        if self.now() < self.lease_until - keep:
             return
         if not (yield self.context.call_entity(self.lock, "renew", self._lock_args())):
             raise PermanentError("lock_lost", "the IP's lock lease ran out before the move ended")
@@ -221,7 +228,10 @@ class MoveRun:
 
     def release_lock(self) -> Steps:
         """Give up the lock (or the place in the queue) and wake whoever is next."""
-        wake = yield self.context.call_entity(self.lock, "release", self._lock_args())
+        args = self._lock_args()
+        if self.learned_nics and self.learned_nics != self.known_nics:
+            args["memberNics"] = self.learned_nics
+        wake = yield self.context.call_entity(self.lock, "release", args)
         if wake:
             yield self.context.call_activity(WAKE_WAITER, wake)
 
@@ -358,7 +368,14 @@ class MoveRun:
             vms: tuple[str, ...] = (request.vm_id,)
         else:
             vms = request.member_vm_ids
-        members = [MemberRef(vm, _nic_of(request.member_nic_ids, vm)) for vm in vms]
+        members = [
+            MemberRef(
+                vm,
+                _nic_of(request.member_nic_ids, vm),
+                tuple(self.known_nics.get(vm.lower(), ())),
+            )
+            for vm in vms
+        ]
         step = self._start_step(step_name)
         payload = {
             "requestId": request.request_id,
@@ -371,7 +388,9 @@ class MoveRun:
             outcome = yield self.context.call_activity(READ_NICS, payload)
             if outcome["ok"]:
                 self._end_step(step)
-                return [NicView.from_dict(n) for n in outcome["result"]]
+                views = [NicView.from_dict(n) for n in outcome["result"]]
+                self.learned_nics.update(learned_member_nics(members, views))
+                return views
             yield from self._back_off(step, ErrorInfo.from_dict(outcome["error"]))
 
     def apply(self, change: Change) -> Steps:

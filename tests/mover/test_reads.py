@@ -92,6 +92,22 @@ def test_a_takeover_reads_only_the_members_nics_and_never_lists_the_group(group:
     assert vm_reads <= {N1, N2}
 
 
+def test_the_members_nics_one_move_learned_spare_the_next_moves_vm_reads(group: Mover) -> None:
+    """Kept by the IP's lock (durable state), not by a worker process: after a restart
+    of the host, with every process new, the failback reads no VM."""
+    assert group.move("acquire", N1, ip=IP1)["status"] == "succeeded"
+    group.stack.restart_host()
+    seq = group.stack.control.last_seq()
+
+    record = group.move("acquire", N2, ip=IP1)
+
+    assert record["status"] == "succeeded", record
+    assert_only_on(group, IP1, N2, (N1,))
+    reads = arm_reads(group, seq)
+    assert [r.path for r in reads if "/virtualmachines/" in r.path.lower()] == []
+    assert {last_segment(r) for r in reads} == {nic_of(N1), nic_of(N2)}
+
+
 def test_the_members_nics_are_read_in_parallel(group: Mover) -> None:
     control = group.stack.control
     # Every NIC read takes half a second: two read one after the other take a second.

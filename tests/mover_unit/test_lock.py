@@ -323,6 +323,7 @@ def test_grant_and_wake_are_json_ready():
         "holder": "A",
         "lease_until": 5.0,
         "refused": False,
+        "member_nics": None,
     }
     assert Grant(False, 2, "A").to_dict()["lease_until"] is None
     assert Wake("B", "wake-B").to_dict() == {"request_id": "B", "event": "wake-B"}
@@ -381,3 +382,22 @@ def test_a_released_or_expired_request_frees_its_callers_place():
 
     assert lock.try_acquire("A2", T0 + 100, T0 + 2, LEASE, caller="a", max_pending=1).granted
     assert lock.pending_of("a") == 1
+
+
+def test_the_holder_leaves_the_members_nics_it_learned_for_the_next_holder():
+    lock = IpLock()
+    assert ask(lock, "A", T0).member_nics is None  # nothing learned yet
+    lock.release("A", T0 + 1, {"vm1": ["nic1"], "vm2": ["nic2"]})
+    assert ask(lock, "B", T0 + 2).member_nics == {"vm1": ["nic1"], "vm2": ["nic2"]}
+    lock.release("B", T0 + 3, {"vm2": ["nic2b"]})  # relearned: replaces vm2's only
+    restored = IpLock.from_dict(json.loads(json.dumps(lock.to_dict())))
+    assert ask(restored, "C", T0 + 4).member_nics == {"vm1": ["nic1"], "vm2": ["nic2b"]}
+
+
+def test_only_the_holder_can_leave_member_nics():
+    lock = IpLock()
+    ask(lock, "A", T0)
+    ask(lock, "B", T0)
+    lock.release("B", T0 + 1, {"vm1": ["forged"]})  # B only leaves the queue
+    lock.release("A", T0 + 2)
+    assert ask(lock, "C", T0 + 3).member_nics is None

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from mover.errors import PermanentError, TransientError
-from mover.member_nics import MemberNics, MemberRef, nic_ids_of_vm
+from mover.member_nics import MemberNics, MemberRef, learned_member_nics, nic_ids_of_vm
 from mover.planning import NicView
 
 from .builders import nic, nic_id, vm_of
@@ -208,3 +208,27 @@ def test_member_refs_round_trip_through_the_activity_input() -> None:
     for ref in (MemberRef(VM1), MemberRef(VM2, nic_id("server02-nic"))):
         assert MemberRef.from_dict(ref.to_dict()) == ref
     assert MemberRef(VM1).to_dict() == {"vmId": VM1}
+
+
+def test_nics_an_earlier_move_learned_spare_the_vm_reads_in_a_new_process() -> None:
+    arm = FakeArm()
+    known = [
+        MemberRef(VM1, known_nic_ids=(nic_id("server01-nic"),)),
+        MemberRef(VM2, known_nic_ids=(nic_id("server02-nic"),)),
+    ]
+    assert read(MemberNics(), arm, known) == ["server01-nic", "server02-nic"]
+    assert arm.vm_reads == []
+
+
+def test_a_known_nic_now_attached_elsewhere_is_learned_again_from_the_vm() -> None:
+    arm = FakeArm()
+    stale = [MemberRef(VM1, known_nic_ids=(nic_id("db01-nic"),)), MemberRef(VM2)]
+    # The stale NIC was read (and is another VM's now: the plan sees it as such).
+    assert read(MemberNics(), arm, stale) == ["db01-nic", "server01-nic", "server02-nic"]
+    assert sorted(arm.vm_reads) == sorted([VM1, VM2])
+
+
+def test_what_a_move_learned_is_keyed_by_vm_and_leaves_out_named_members() -> None:
+    members = [MemberRef(VM1), MemberRef(VM2, nic_id("server02-nic"))]
+    views = [nic("server01-nic", VM1), nic("server02-nic", VM2), nic("db01-nic", VM3)]
+    assert learned_member_nics(members, views) == {VM1.lower(): [nic_id("server01-nic")]}
