@@ -62,9 +62,11 @@ def test_the_role_grants_exactly_the_actions_the_mover_uses(own_stack: LocalStac
     assert mover.move("acquire", "server02")["status"] == "succeeded"  # takeover: remove, add
     assert mover.move("acquire", "server02")["status"] == "succeeded"  # already there: read
     assert mover.get(f"ips/{IP}", "server01").status_code == 200  # holders, read by the API
-    # An update answered Updating is polled (its operation read); one answered in the
-    # PUT is not: answer the release's update Updating so both paths are taken.
+    # An update answered Updating is polled (the NIC read); one that fails has its
+    # operation read for the reason: answer the release's update Updating and fail it
+    # once (the operation refused: the NIC's state is the reason), so all paths are taken.
     control.update_settings(nic_update_mode="async")
+    control.fail_next_lros(1, code="InternalServerError")
     control.fail_next(3, method="GET", path="/operations/", status=403, code="AuthorizationFailed")
     assert mover.move("release", "server02")["status"] == "succeeded"  # NIC-state fallback
 
