@@ -53,12 +53,14 @@ Handler = Callable[[func.HttpRequest, df.DurableOrchestrationClient], Awaitable[
 
 @bp.route(route="v1/health", methods=["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    """Liveness, and whether the configuration is valid."""
+    """Liveness, whether the configuration is valid, and the token audience the app accepts
+    (public: the app registration's identifier URI; the node's doctor compares it with the
+    audience it asks IMDS for)."""
     try:
-        current_config()
+        config = current_config()
     except ConfigError as exc:
         return _error(503, "not_configured", str(exc))
-    return _json(200, {"status": "ok"})
+    return _json(200, {"status": "ok", "audience": config.auth.audience})
 
 
 @bp.route(route="v1/ips/{ip}/acquire", methods=["POST"])

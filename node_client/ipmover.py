@@ -1347,7 +1347,7 @@ def cmd_check_config(session: Session, args: "argparse.Namespace") -> int:
 # --------------------------------------------------------------------------------------------
 # doctor: one line per check; the exit code is the first failure's (EXIT_TABLE)
 
-DOCTOR_CHECKS = ("config", "imds", "token", "claims", "function", "clock", "read")
+DOCTOR_CHECKS = ("config", "imds", "token", "function", "clock", "claims", "read")
 
 
 class Doctor:
@@ -1399,17 +1399,18 @@ def doctor_config_failed(out: "Any", error: "ClientError") -> None:
         doctor.skip(name, "needs config")
 
 
-def _check_claims(session: Session) -> str:
-    """What the function will check in this VM's token, read (not verified) on the node."""
-    audience = session.settings["audience"]
+def _check_claims(session: Session, seen: "Dict[str, Any]") -> str:
+    """What the function will check in this VM's token, read (not verified) on the node: the
+    audience the function says it accepts (its health answer), else the configured one."""
+    audience = seen.get("audience") or session.settings["audience"]
     claims = jwt_claims(session.token()) or {}
     if not claims:
         raise AuthError("IMDS gave a token that is not a JWT")
     aud = claims.get("aud")
     if aud != audience:
         raise AuthError(
-            f"the token's aud is {aud!r}, not {audience!r}: the function accepts only tokens "
-            "for its own audience (check audience here and auth.audience there)"
+            f"the token's aud is {aud!r}, but the function accepts {audience!r}: "
+            "set audience to what the function accepts (its auth.audience)"
         )
     oid = claims.get("oid")
     if not oid:
@@ -1429,8 +1430,9 @@ def _check_claims(session: Session) -> str:
     )
 
 
-def _check_health(session: Session, clock: "Dict[str, Any]") -> str:
-    """GET /health, anonymous (no token sent); keeps the answer's Date for the clock check."""
+def _check_health(session: Session, seen: "Dict[str, Any]") -> str:
+    """GET /health, anonymous (no token sent); keeps the answer's Date (for the clock check)
+    and the audience the function accepts (for the claims check) in `seen`."""
     url = api_base(session.settings["url"]) + "/health"
     headers = {"Accept": "application/json", "User-Agent": f"{PROG}/{VERSION}"}
     budget = min(FUNCTION_HTTP_TIMEOUT, session.deadline.remaining())
@@ -1442,14 +1444,16 @@ def _check_health(session: Session, clock: "Dict[str, Any]") -> str:
     except TransportError as err:
         raise UnreachableError(f"cannot reach {url}: {err}") from None
     took = _monotonic() - started
-    clock.update(sent=sent, received=time.time(), date=answer_headers.get("Date"))
+    seen.update(sent=sent, received=time.time(), date=answer_headers.get("Date"))
+    document = _json_or_none(data)
+    if isinstance(document, dict) and isinstance(document.get("audience"), str):
+        seen["audience"] = document["audience"]
     if 300 <= status < 400:
         raise ConfigError(
             "the function redirected {} to {}; set url to the final address".format(
                 url, answer_headers.get("Location", "?")
             )
         )
-    document = _json_or_none(data)
     if status != 200 or not isinstance(document, dict) or document.get("status") != "ok":
         raise UnreachableError(f"{url} is not healthy: {describe_error(status, data)}")
     return f"{url}: ok ({took * 1000:.0f} ms)"
@@ -1533,14 +1537,14 @@ def cmd_doctor(session: Session, args: "argparse.Namespace") -> int:
             settings["audience"], who, session.token_lifetime
         )
 
-    clock: Dict[str, Any] = {}
+    seen: Dict[str, Any] = {}  # from the health answer: Date, the audience it accepts
     doctor.run("imds", imds)
     doctor.run("token", token)
-    doctor.run("claims", lambda: _check_claims(session), needs=("token",))
-    if doctor.run("function", lambda: _check_health(session, clock)) and not clock.get("date"):
+    if doctor.run("function", lambda: _check_health(session, seen)) and not seen.get("date"):
         doctor.skip("clock", "the function's answer had no Date header to compare with")
     else:
-        doctor.run("clock", lambda: _check_clock(clock), needs=("function",))
+        doctor.run("clock", lambda: _check_clock(seen), needs=("function",))
+    doctor.run("claims", lambda: _check_claims(session, seen), needs=("token",))
     doctor.run("read", lambda: _check_read(session), needs=("token", "function"))
     if doctor.first_failure is None:
         session.out.write(f"doctor: all {doctor.passed} checks passed\n")
