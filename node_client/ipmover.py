@@ -1598,22 +1598,22 @@ def format_dry_run(report: "Any") -> str:
             )
         )
         for move in ip.get("moves") or []:
-            if move.get("error"):
-                what = "would fail: {}: {}".format(
-                    move["error"].get("code"), move["error"].get("message")
+            changes = "; ".join(
+                "{} {} {} {}".format(
+                    c.get("kind"),
+                    c.get("ipConfig") or ",".join(c.get("ipConfigs") or []) or "-",
+                    "to" if c.get("kind") == "add" else "on",
+                    short_resource(c.get("nic")),
                 )
-            elif move.get("changes"):
-                what = "; ".join(
-                    "{} {} {} {}".format(
-                        c.get("kind"),
-                        c.get("ipConfig") or "-",
-                        "to" if c.get("kind") == "add" else "on",
-                        short_resource(c.get("nic")),
-                    )
-                    for c in move["changes"]
-                )
+                for c in move.get("changes") or []
+            )
+            error = move.get("error") or {}
+            if error:
+                what = "would fail: {}: {}".format(error.get("code"), error.get("message"))
+                if changes:
+                    what += f" (then: {changes})"
             else:
-                what = "nothing to change"
+                what = changes or "nothing to change"
             lines.append("move   {} -> {}: {}".format(ip.get("address"), move.get("to"), what))
     problems = report.get("problems") or []
     lines.append("problems: " + ("; ".join(map(str, problems)) if problems else "none"))

@@ -380,3 +380,23 @@ def test_a_member_may_move_only_to_itself(mover: Mover) -> None:
     assert result.returncode == 11, result.stdout + result.stderr
     assert "forbidden" in result.stderr
     assert mover.holders() == []
+
+
+def test_an_operator_s_dry_run_of_a_sound_cluster_exits_0_and_changes_nothing(
+    mover: Mover,
+) -> None:
+    assert client(mover.stack, "server02", "acquire").returncode == 0
+    seq = mover.stack.control.last_seq()
+
+    result = client(
+        mover.stack, "server01", "dry-run", "--cluster", "cluster1",
+        stdin=mover.operator_token(), token_file="-",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"move   {IP} -> server01: remove ipconfig2 on {NIC['server02']}; " in result.stdout
+    assert f"add ipconfig2 to {NIC['server01']}" in result.stdout
+    assert f"move   {IP} -> server02: nothing to change" in result.stdout
+    assert result.stdout.rstrip().endswith("problems: none")
+    assert mover.writes_since(seq) == []
+    mover.assert_only_on("server02")
