@@ -400,3 +400,69 @@ def test_an_operator_s_dry_run_of_a_sound_cluster_exits_0_and_changes_nothing(
     assert result.stdout.rstrip().endswith("problems: none")
     assert mover.writes_since(seq) == []
     mover.assert_only_on("server02")
+
+
+# -- the OCF agent -----------------------------------------------------------------------------
+
+AGENT = REPO_ROOT / "node_client" / "ocf" / "azure-secondary-ip"
+OCF_ROOT = Path("/usr/lib/ocf")
+needs_ocf = pytest.mark.skipif(
+    not (OCF_ROOT / "lib" / "heartbeat" / "ocf-shellfuncs").exists(),
+    reason="needs Debian's resource-agents (ocf-shellfuncs)",
+)
+
+
+def ocf(
+    stack: LocalStack, vm: str, action: str, tmp_path: Path, interval: int = 10000, **params: str
+) -> subprocess.CompletedProcess[str]:
+    """The agent on ``vm`` as pacemaker-execd runs it, its settings in a config file."""
+    config = tmp_path / f"{vm}.conf"
+    config.write_text(
+        "[ipmover]\n"
+        f"url = {stack.host.info['url']}\n"
+        f"audience = {AUDIENCE}\n"
+        f"imds_url = {stack.ready.imds[vm]}\n"
+        "retry_backoff = 0.05\n"
+    )
+    env = {k: v for k, v in node_env(stack, vm).items() if not k.startswith("IPMOVER")}
+    env.update(OCF_ROOT=str(OCF_ROOT), OCF_RESOURCE_INSTANCE="vip")
+    env.update(
+        OCF_RESKEY_CRM_meta_interval=str(interval),
+        OCF_RESKEY_client=str(CLIENT),
+        OCF_RESKEY_ip=IP,
+        OCF_RESKEY_config=str(config),
+    )
+    env.update({f"OCF_RESKEY_{k}": v for k, v in params.items()})
+    return subprocess.run(
+        [str(AGENT), action], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@needs_ocf
+def test_validate_all_runs_doctor_only_when_asked(mover: Mover, tmp_path: Path) -> None:
+    stack = mover.stack
+    passed = ocf(stack, "server01", "validate-all", tmp_path, doctor="true")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "doctor: all 7 checks passed" in passed.stderr  # logged line by line
+
+    unreachable = "http://127.0.0.1:9"
+    local_only = ocf(stack, "server01", "validate-all", tmp_path, url=unreachable)
+    assert local_only.returncode == 0, "without doctor=true validate-all makes no network call"
+    failed = ocf(stack, "server01", "validate-all", tmp_path, url=unreachable, doctor="true")
+    assert failed.returncode == 1, failed.stdout + failed.stderr  # OCF_ERR_GENERIC
+    assert "ocf-exit-reason:" in failed.stderr and "function: cannot reach" in failed.stderr
+
+
+@needs_ocf
+def test_the_losing_node_s_monitor_logs_the_split_brain(mover: Mover, tmp_path: Path) -> None:
+    stack = mover.stack
+    assert client(stack, "server01", "acquire").returncode == 0
+    assert client(stack, "server02", "acquire").returncode == 0  # right after: within WINDOW
+
+    probe = ocf(stack, "server01", "monitor", tmp_path, interval=0)
+    monitor = ocf(stack, "server01", "monitor", tmp_path)
+
+    assert probe.returncode == 7 and "split brain" not in probe.stderr, "probes stay quiet"
+    assert monitor.returncode == 7, monitor.stdout + monitor.stderr  # OCF_NOT_RUNNING
+    assert f"{IP} is gone: server02 took {IP} from server01" in monitor.stderr
+    assert "possible split brain" in monitor.stderr
