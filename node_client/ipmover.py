@@ -1660,6 +1660,9 @@ examples:
   {prog} status --ip 10.5.0.110 -q    # exit 0 if on this VM, 7 if not
   {prog} history --limit 10           # who moved it when; --json for scripts
   {prog} --config /etc/ipmover-db.conf acquire --context event=MANUAL
+  {prog} doctor                       # check IMDS, token, function, clock, a read
+  {prog} move --target server02 --token-file ~/.ipmover-token
+                                     # operators: their own token (az's JSON or bare)
   CLP_EVENT=FAILOVER {prog} acquire   # EXPRESSCLUSTER's CLP_EVENT, CLP_SERVER,
                                      # CLP_GROUPNAME, CLP_RESOURCENAME are sent
                                      # along as the request's context
