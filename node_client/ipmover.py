@@ -1557,9 +1557,8 @@ def cmd_doctor(session: Session, args: "argparse.Namespace") -> int:
 def cmd_dry_run(session: Session, args: "argparse.Namespace") -> int:
     """Operators: the function's dry run of a cluster (reads ARM, changes nothing). Exit 0
     when every member was found and every move could be made, else 13."""
-    import urllib.parse as parse
-
-    report = session.call("GET", "/clusters/{}/dry-run".format(parse.quote(args.cluster, safe="")))
+    cluster = urllib.parse.quote(args.cluster, safe="")
+    report = session.call("GET", f"/clusters/{cluster}/dry-run")
     if args.json:
         session.out.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
     else:
