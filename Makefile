@@ -21,22 +21,28 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 venv: $(STAMP)
 
+# Setting up is quiet (pip's output goes to a log, shown only when it fails), so that
+# `make demo` prints the demo and nothing of the package manager.
 $(STAMP): requirements.txt requirements-dev.txt $(WORKER_STAMP)
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) emulator/host/worker/install_protos.py $(WPY) "$$($(PY) -c '$(PURELIB)')"
-	touch $(STAMP)
+	@echo "setting up $(VENV) (log: $(VENV)/install.log)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@{ $(PY) -m pip install --quiet --upgrade pip && \
+	  $(PY) -m pip install --quiet -r requirements-dev.txt && \
+	  $(PY) emulator/host/worker/install_protos.py $(WPY) "$$($(PY) -c '$(PURELIB)')"; \
+	} >$(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@touch $(STAMP)
 
 # The worker's environment: the app's requirements (with the worker library) on Python 3.13,
 # and the FunctionRpc modules for our proxy worker (emulator/host/worker/).
 $(WORKER_STAMP): requirements.txt requirements-worker.txt emulator/host/worker/install_protos.py
 	@test -n "$(PYTHON_WORKER)" || { echo "Python 3.13 not found: install it or set PYTHON_WORKER"; exit 1; }
-	test -x $(WPY) || $(PYTHON_WORKER) -m venv $(WORKER_VENV)
-	$(WPY) -m pip install --quiet --upgrade pip
-	$(WPY) -m pip install --quiet -r requirements-worker.txt
-	$(WPY) emulator/host/worker/install_protos.py $(WPY) "$$($(WPY) -c '$(PURELIB)')"
-	touch $(WORKER_STAMP)
+	@echo "setting up $(WORKER_VENV) (log: $(WORKER_VENV)/install.log)"
+	@test -x $(WPY) || $(PYTHON_WORKER) -m venv $(WORKER_VENV)
+	@{ $(WPY) -m pip install --quiet --upgrade pip && \
+	  $(WPY) -m pip install --quiet -r requirements-worker.txt && \
+	  $(WPY) emulator/host/worker/install_protos.py $(WPY) "$$($(WPY) -c '$(PURELIB)')"; \
+	} >$(WORKER_VENV)/install.log 2>&1 || { cat $(WORKER_VENV)/install.log; exit 1; }
+	@touch $(WORKER_STAMP)
 
 system-deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -60,7 +66,7 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 
 demo: $(STAMP)
-	$(PY) -m demo
+	@$(PY) -m demo
 
 # Benchmarks against the vendor scripts; writes docs/benchmarks.md (BENCH_ARGS=--quick).
 bench: system-deps $(STAMP)

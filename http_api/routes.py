@@ -7,6 +7,7 @@ own management URLs (which carry the system key) are never handed out.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -18,9 +19,17 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities.arm import map_sdk_error, network_client, nic_view
-from mover.access import ApiError, MoveGrant, authorize_move, authorize_read_ip, is_operator
-from mover.config import ConfigError, MoverConfig, current_config
+from activities.arm import get_vm, map_sdk_error, network_client, nic_view, read_nic_view
+from mover.access import (
+    ApiError,
+    MoveGrant,
+    authorize_dry_run,
+    authorize_move,
+    authorize_read_ip,
+    is_operator,
+)
+from mover.config import ConfigError, Member, MoverConfig, current_config
+from mover.dry_run import MemberReading, dry_run_report
 from mover.intake import (
     build_move_request,
     is_retry_of,
@@ -30,8 +39,9 @@ from mover.intake import (
 )
 from mover.lock import IpLock
 from mover.logtext import printable
+from mover.member_nics import MemberNics, MemberRef
 from mover.planning import NicView, find_ip_holders
-from mover.records import Action, MoveRequest, RequestStatus
+from mover.records import Action, MoveRequest, RequestStatus, iso
 from mover.tokens import AuthenticationError, Caller, KeysUnavailableError
 from orchestrations.ip_entities import history_entity, lock_entity
 from orchestrations.move_ip import MOVE_IP
@@ -53,12 +63,14 @@ Handler = Callable[[func.HttpRequest, df.DurableOrchestrationClient], Awaitable[
 
 @bp.route(route="v1/health", methods=["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    """Liveness, and whether the configuration is valid."""
+    """Liveness, whether the configuration is valid, and the token audience the app accepts
+    (public: the app registration's identifier URI; the node's doctor compares it with the
+    audience it asks IMDS for)."""
     try:
-        current_config()
+        config = current_config()
     except ConfigError as exc:
         return _error(503, "not_configured", str(exc))
-    return _json(200, {"status": "ok"})
+    return _json(200, {"status": "ok", "audience": config.auth.audience})
 
 
 @bp.route(route="v1/ips/{ip}/acquire", methods=["POST"])
@@ -102,6 +114,15 @@ async def get_history(
 ) -> func.HttpResponse:
     """The IP's audit records, newest first."""
     return await _guarded(req, client, _read_history)
+
+
+@bp.route(route="v1/clusters/{cluster}/dry-run", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def dry_run(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """Operators: what a move of each IP to each member would change; reads only."""
+    return await _guarded(req, client, _dry_run)
 
 
 # -- handlers -----------------------------------------------------------------
@@ -281,6 +302,41 @@ async def _read_ip(
             },
         },
     )
+
+
+async def _dry_run(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    config, caller = _authenticate(req)
+    cluster = authorize_dry_run(config, caller, req.route_params["cluster"])
+    read_at = iso(dt.datetime.now(dt.UTC))
+
+    async def read(member: Member) -> MemberReading:
+        # As a move reads a member (activities.network.read_nics): the NIC the
+        # configuration names, else the VM's NICs; whole NICs here, for the name checks.
+        # A fresh MemberNics: a dry run must not trust NIC ids learned earlier.
+        ref = MemberRef(member.vm_id, member.nic_id)
+        try:
+            views = await MemberNics().read(
+                [ref],
+                (),
+                lambda vm_id: get_vm(config.arm, vm_id),
+                lambda nic_id: read_nic_view(config.arm, nic_id),
+            )
+        except Exception as exc:
+            error = map_sdk_error(exc)
+            return MemberReading(member, error=error.info(), read_vm=member.nic_id is None)
+        return MemberReading(member, tuple(views), read_vm=member.nic_id is None)
+
+    readings = await asyncio.gather(*(read(m) for m in cluster.members))
+    report = dry_run_report(cluster, readings, read_at)
+    log.info(
+        "dry run cluster=%s members=%d problems=%d",
+        cluster.name,
+        len(readings),
+        len(report["problems"]),
+    )
+    return _json(200, report)
 
 
 async def _read_history(

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from .config import Cluster, IpSpec, Member, MoverConfig
 from .tokens import Caller
 
-__all__ = ["ApiError", "MoveGrant", "authorize_move", "authorize_read_ip", "is_operator"]
+__all__ = [
+    "ApiError",
+    "MoveGrant",
+    "authorize_dry_run",
+    "authorize_move",
+    "authorize_read_ip",
+    "is_operator",
+]
 
 
 class ApiError(Exception):
@@ -78,6 +85,21 @@ def authorize_read_ip(config: MoverConfig, caller: Caller, address: str) -> tupl
     if not is_operator(config, caller):
         _member_of(owner[0], caller, address)
     return owner
+
+
+def authorize_dry_run(config: MoverConfig, caller: Caller, cluster_name: str) -> Cluster:
+    """Only operators may dry-run a cluster: it shows every member's NICs and what a move
+    to each would do. Raises ApiError (403 for anyone else, 404 for an unknown cluster)."""
+    if not is_operator(config, caller):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"a dry run is for operators (app role {config.auth.operator_role})",
+        )
+    cluster = next((c for c in config.clusters if c.name.lower() == cluster_name.lower()), None)
+    if cluster is None:
+        raise ApiError(404, "unknown_cluster", f"no configured cluster is named {cluster_name}")
+    return cluster
 
 
 def _member_of(cluster: Cluster, caller: Caller, address: str) -> Member:

@@ -151,6 +151,9 @@ class Limits:
     # A finished request's orchestration instance is purged this long after it
     # was created; its record stays in the IP's history.
     retention_days: float = 30.0
+    # An acquire that takes the IP from a member that acquired it less than this
+    # long before is recorded as a suspected split brain (mover/split_brain.py).
+    split_brain_window_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -321,6 +324,9 @@ def _parse_limits(raw: dict[str, Any], problems: list[str]) -> Limits:
             raw, "ipStateCacheSeconds", d.ip_state_cache_seconds, "limits", problems
         ),
         retention_days=_positive(raw, "retentionDays", d.retention_days, "limits", problems),
+        split_brain_window_seconds=_positive(
+            raw, "splitBrainWindowSeconds", d.split_brain_window_seconds, "limits", problems
+        ),
     )
     if limits.default_deadline_seconds > limits.max_deadline_seconds:
         problems.append("limits.defaultDeadlineSeconds: must not exceed maxDeadlineSeconds")

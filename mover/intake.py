@@ -159,6 +159,7 @@ def build_move_request(
             lock_poll_seconds=limits.lock_poll_seconds,
             history_size=limits.history_size,
             max_pending_per_caller=limits.max_pending_per_caller,
+            split_brain_window_seconds=limits.split_brain_window_seconds,
         ),
         member_vm_ids=tuple(m.vm_id for m in grant.cluster.members),
         force=body.force,

@@ -77,6 +77,7 @@ class RequestLimits:
     lock_poll_seconds: float = 2.0
     history_size: int = 500
     max_pending_per_caller: int = 3
+    split_brain_window_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,8 @@ class RequestRecord:
     steps: list[Step] = field(default_factory=list)
     error: dict[str, Any] | None = None
     queue_position: int | None = None
+    # Set when the record enters the IP's history (mover/split_brain.py).
+    split_brain: dict[str, Any] | None = None
 
     def to_api(self) -> dict[str, Any]:
         """The record as the HTTP API shows it."""
@@ -182,6 +185,7 @@ class RequestRecord:
             "unassigned": self.unassigned,
             "steps": _bounded_steps([_step_to_api(s) for s in self.steps]),
             "error": self.error,
+            "splitBrain": self.split_brain,
         }
 
 

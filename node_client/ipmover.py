@@ -13,6 +13,9 @@ One file, Python 3.6+ standard library only; install it by copying it, e.g. to
     release   take the IP off this VM (never touches other VMs)
     status    is the IP on this VM? instance metadata only; exit 0 yes, 7 no (cluster monitors)
     history   who moved the IP when and why (table, or --json)
+    doctor    check everything a move needs, one line per check, without moving anything
+    move      operators: move the IP to a named member, with the operator's own token
+    dry-run   operators: what a move of each IP of a cluster to each member would change
 
 It authenticates with the VM's managed identity (a token from the instance metadata service,
 IMDS), sends one request per move with an idempotency key and a deadline, polls it until it
@@ -88,6 +91,13 @@ HTTP_REASONS = {  # for error answers without a JSON body (http.client is not im
     429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
     503: "Service Unavailable", 504: "Gateway Timeout",
 }  # fmt: skip
+# doctor: how far this VM's clock may be from the function's before deadlines go wrong. The
+# node sends deadlines in its own time; the function judges them in its own. A node ahead
+# by S seconds gets requests that may still run S seconds after it gave up; one behind by
+# more than its timeout is refused (deadline_passed). HTTP's Date has whole seconds.
+CLOCK_SKEW_MAX = 10.0
+# status --explain: how many history records to look through for the latest move.
+EXPLAIN_HISTORY_LIMIT = 5
 TRUE_WORDS = ("1", "yes", "true", "on")
 FALSE_WORDS = ("0", "no", "false", "off")
 
@@ -121,6 +131,14 @@ PARAMS = (
     ),
     Param("poll_interval", "seconds", 0.5, "SECONDS", "pause between status polls (default 0.5)"),
     Param("retry_backoff", "seconds", 1.0, "SECONDS", "first retry pause, doubled per retry"),
+    Param(
+        "token_file",
+        "file",
+        None,
+        "FILE",
+        "operators (move, dry-run, history): a file holding your own token for the audience, "
+        "raw or as `az account get-access-token` prints it; - reads stdin",
+    ),
 )
 PARAM_BY_NAME = {p.name: p for p in PARAMS}
 
@@ -131,7 +149,13 @@ REQUIRED = {
     "status": ("ip",),
     "history": ("ip", "url", "audience"),
     "check-config": ("ip", "url", "audience"),
+    "doctor": ("ip", "url", "audience"),
+    "move": ("ip", "url", "audience"),
+    "dry-run": ("url", "audience"),
 }
+# Commands that call the function with an operator's own token when token_file is set (the
+# others always use this VM's managed identity: a node acts only as itself).
+OPERATOR_COMMANDS = ("move", "dry-run", "history")
 
 # --------------------------------------------------------------------------------------------
 # Exit codes: the one table. 6 and 7 are the OCF codes for the same outcome, so the
@@ -150,6 +174,7 @@ EXIT_REJECTED = 12
 EXIT_FAILED = 13
 EXIT_TIMEOUT = 14
 EXIT_INTERRUPTED = 15
+EXIT_CLOCK = 16
 
 EXIT_TABLE = (
     (EXIT_OK, "done; for status: the IP is on this VM"),
@@ -165,6 +190,7 @@ EXIT_TABLE = (
     (EXIT_FAILED, "the move failed (the function says why)"),
     (EXIT_TIMEOUT, "timeout: request expired, still queued/running, or IMDS never agreed"),
     (EXIT_INTERRUPTED, "interrupted by SIGTERM/SIGINT"),
+    (EXIT_CLOCK, "doctor: this VM's clock is off from the function's (time sync)"),
 )
 
 
@@ -181,6 +207,7 @@ class ClientError(Exception):
      +-- MoveFailed         the request finished as failed            EXIT_FAILED
      +-- TimeoutReached     the deadline came first                   EXIT_TIMEOUT
      +-- Interrupted        SIGTERM / SIGINT                          EXIT_INTERRUPTED
+     +-- ClockSkew          this VM's clock is off (doctor)           EXIT_CLOCK
     """
 
     exit_code = EXIT_ERROR
@@ -238,6 +265,12 @@ class Interrupted(ClientError):
     """SIGTERM or SIGINT arrived (the cluster gave up on us)."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class ClockSkew(ClientError):
+    """This VM's clock is too far from the function's (doctor)."""
+
+    exit_code = EXIT_CLOCK
 
 
 class TransportError(Exception):
@@ -638,6 +671,63 @@ def describe_error(status: int, data: bytes) -> str:
     return " ".join(parts)
 
 
+def jwt_claims(token: str) -> "Optional[Dict[str, Any]]":
+    """The claims of a JWT, decoded but NOT verified (the function verifies them): for doctor
+    and for an operator token's expiry. None when it is not a JWT."""
+    import base64
+    import binascii
+
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")).decode("utf-8"))
+    except (ValueError, UnicodeError, binascii.Error):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def read_operator_token(path: str, stdin: "Any") -> str:
+    """An operator's own token from `path` ("-": stdin): a bare JWT, or the JSON that
+    `az account get-access-token` prints (its accessToken). Never printed. Raises ConfigError
+    (unreadable, no token in it), AuthError (already expired)."""
+    where = "stdin" if path == "-" else path
+    try:
+        if path == "-":
+            text = stdin.read()
+        else:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"token_file {where}: {getattr(err, 'strerror', None) or err}") from None
+    text = text.strip()
+    token = text
+    if text.startswith("{"):
+        document = _json_or_none(text.encode("utf-8"))
+        token = ""
+        if isinstance(document, dict):
+            token = str(document.get("accessToken") or document.get("access_token") or "")
+    claims = jwt_claims(token) if token else None
+    if claims is None:
+        raise ConfigError(
+            f"token_file {where} holds no token: expected a JWT or the JSON of "
+            "`az account get-access-token`"
+        )
+    expires = claims.get("exp")
+    if isinstance(expires, (int, float)) and expires <= time.time():
+        raise AuthError(
+            f"the token in {where} expired at {_utc_text(float(expires))}; "
+            "get a new one (az account get-access-token)"
+        )
+    return token
+
+
+def _utc_text(epoch: float) -> str:
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def short_resource(resource_id: "Any") -> str:
     """'.../networkInterfaces/server01-nic' -> 'server01-nic'."""
     return str(resource_id).rstrip("/").rsplit("/", 1)[-1] if resource_id else ""
@@ -667,6 +757,9 @@ class Session:
         self._function_opener: Any = None
         self._token: Optional[str] = None
         self._token_valid_until = 0.0
+        self.token_lifetime = 0.0  # seconds, as IMDS said when it issued the token
+        # An operator command with token_file set: call the function with that token.
+        self.use_token_file = False
         self.where = ""  # where the current request stands, for timeout / interrupt messages
 
     # Output ---------------------------------------------------------------------------------
@@ -748,6 +841,11 @@ class Session:
         file would be a day-long credential lying on the node. Raises TokenError."""
         if self._token and _monotonic() < self._token_valid_until:
             return self._token
+        if self.use_token_file and self.settings.get("token_file"):
+            self._token = read_operator_token(self.settings["token_file"], sys.stdin)
+            self._token_valid_until = float("inf")  # one command; its expiry is checked above
+            self.debug("using the operator token from " + self.settings["token_file"])
+            return self._token
         query = {"api-version": IMDS_TOKEN_API_VERSION, "resource": self.settings["audience"]}
         if self.settings.get("client_id"):
             query["client_id"] = self.settings["client_id"]
@@ -769,6 +867,7 @@ class Session:
             lifetime = 0.0
         self._token = str(document["access_token"])
         self._token_valid_until = _monotonic() + lifetime - TOKEN_REFRESH_MARGIN
+        self.token_lifetime = lifetime
         self.debug("token for {} valid {:.0f}s".format(self.settings["audience"], lifetime))
         return self._token
 
@@ -1064,14 +1163,98 @@ def history_row(record: "Dict[str, Any]") -> "List[str]":
         took,
         str(error.get("code") or "-"),
         str(record.get("requestId", "-")),
+        split_brain_note(record) or "-",
     ]
+
+
+def _split_brain(record: "Dict[str, Any]") -> "Dict[str, Any]":
+    split = record.get("splitBrain")
+    return split if isinstance(split, dict) else {}
+
+
+def split_brain_note(record: "Dict[str, Any]") -> str:
+    """The history table's NOTE: 'split-brain? 1.5s after server01 acquired it'."""
+    split = _split_brain(record)
+    if not split:
+        return ""
+    try:
+        seconds = float(split.get("secondsAfter") or 0)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    taken_from = split.get("tookFrom") or short_resource(split.get("nic")) or "?"
+    return f"split-brain? {seconds:.1f}s after {taken_from} acquired it"
+
+
+def split_brain_text(ip: str, record: "Dict[str, Any]") -> str:
+    """One line for a record that took the IP from a member that had just acquired it."""
+    split = _split_brain(record)
+    if not split:
+        return ""
+    caller = record.get("caller") if isinstance(record.get("caller"), dict) else {}
+    context = record.get("context") if isinstance(record.get("context"), dict) else {}
+    try:
+        seconds = float(split.get("secondsAfter") or 0)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    return (
+        "{member} took {ip} from {loser} {seconds:.1f}s after {loser} acquired it "
+        "(request {earlier}; this one {request}, event {event}){both}: possible split brain, "
+        "the group may be active on both nodes".format(
+            member=caller.get("member") or "?",
+            ip=ip,
+            loser=split.get("tookFrom") or short_resource(split.get("nic")) or "?",
+            seconds=seconds,
+            earlier=split.get("acquiredBy", "?"),
+            request=record.get("requestId", "?"),
+            event=context.get("event", "-"),
+            both=", both queued at once" if split.get("overlapped") else "",
+        )
+    )
+
+
+def explain_absence(session: Session) -> str:
+    """Why the IP is not here, from the newest finished move in its history (one call, no
+    retry: a monitor must stay quick). Never raises: a failure is the explanation's text."""
+    ip = session.settings["ip"]
+    if not (session.settings.get("url") and session.settings.get("audience")):
+        return f"cannot ask the function who has {ip} (url and audience are not set)"
+    query = urllib.parse.urlencode({"limit": EXPLAIN_HISTORY_LIMIT})
+    try:
+        document = session.call("GET", f"/ips/{ip}/history?{query}", attempts=1)
+        records = history_records(document)
+    except Interrupted:
+        raise
+    except ClientError as err:
+        return f"cannot ask the function who has {ip}: {err}"
+    latest = next((r for r in records if r.get("status") == "succeeded"), None)
+    if latest is None:
+        return f"no finished move of {ip} in its history"
+    warning = split_brain_text(ip, latest)
+    if warning:
+        return warning
+    caller = latest.get("caller") if isinstance(latest.get("caller"), dict) else {}
+    context = latest.get("context") if isinstance(latest.get("context"), dict) else {}
+    return "last move of {}: {} by {} at {} (event {}, request {})".format(
+        ip,
+        latest.get("action", "?"),
+        caller.get("member") or "?",
+        latest.get("finishedAt", "?"),
+        context.get("event", "-"),
+        latest.get("requestId", "?"),
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # One function per command. Each returns an exit code for a normal answer, raises otherwise.
 
 
-def _move(session: Session, action: str, args: "argparse.Namespace") -> int:
+def _move(
+    session: Session,
+    action: str,
+    args: "argparse.Namespace",
+    target: "Optional[str]" = None,
+    force: bool = False,
+) -> int:
     ip = session.settings["ip"]
     import uuid  # lazily: see the imports at the top
 
@@ -1080,14 +1263,23 @@ def _move(session: Session, action: str, args: "argparse.Namespace") -> int:
     context = cluster_context(dict(os.environ), args.context or [])
     if context:
         body["context"] = context
+    if target:
+        body["target"] = target
+    if force:
+        body["force"] = True
     answer = session.call("POST", f"/ips/{ip}/{action}", body)
     request_id = str(answer.get("requestId") or request_id)
-    session.progress(f"{action} {ip}: request {request_id}")
-    follow_request(session, request_id, answer)
-    session.progress(f"{action} {ip} succeeded")
+    label = f"{action} {ip}" + (f" to {target}" if target else "")
+    session.progress(f"{label}: request {request_id}")
+    record = follow_request(session, request_id, answer)
+    session.progress(f"{label} succeeded")
+    warning = split_brain_text(ip, record)
+    if warning:
+        # The winner's log says it too; the loser's monitor (status --explain) says it there.
+        session.progress("warning: " + warning)
     wait = session.settings["wait_imds"]
     if wait is None:
-        wait = action == "acquire"
+        wait = action == "acquire" and not target
     if wait:
         wait_for_metadata(session, present=action == "acquire")
     return EXIT_OK
@@ -1104,7 +1296,9 @@ def cmd_release(session: Session, args: "argparse.Namespace") -> int:
 
 
 def cmd_status(session: Session, args: "argparse.Namespace") -> int:
-    """Is the IP on this VM? Instance metadata only: no token, no call to the function."""
+    """Is the IP on this VM? Instance metadata only: no token, no call to the function --
+    unless --explain and the IP is not here: then one read of the IP's history says who
+    took it (and whether that looks like a split brain)."""
     ip = session.settings["ip"]
     if ip in session.ips_on_this_vm():
         if not args.quiet:
@@ -1112,7 +1306,16 @@ def cmd_status(session: Session, args: "argparse.Namespace") -> int:
         return EXIT_OK
     if not args.quiet:
         session.out.write(f"{ip} is not on this VM\n")
+    if args.explain:
+        # Printed even with --quiet: asking for it is the point (the cluster's monitor logs it).
+        session.out.write(explain_absence(session) + "\n")
+        session.out.flush()
     return EXIT_NOT_HERE
+
+
+def cmd_move(session: Session, args: "argparse.Namespace") -> int:
+    """Operators: move the IP to the member named by --target (the API checks the app role)."""
+    return _move(session, "acquire", args, target=args.target, force=args.force)
 
 
 def cmd_history(session: Session, args: "argparse.Namespace") -> int:
@@ -1127,7 +1330,7 @@ def cmd_history(session: Session, args: "argparse.Namespace") -> int:
         session.out.write("no finished requests for {}\n".format(session.settings["ip"]))
         return EXIT_OK
     headers = ["FINISHED (UTC)", "ACTION", "STATUS", "BY", "EVENT", "FROM", "TO", "TOOK"]
-    headers += ["ERROR", "REQUEST"]
+    headers += ["ERROR", "REQUEST", "NOTE"]
     session.out.write(format_table([history_row(r) for r in records], headers))
     return EXIT_OK
 
@@ -1141,12 +1344,290 @@ def cmd_check_config(session: Session, args: "argparse.Namespace") -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------------------------
+# doctor: one line per check; the exit code is the first failure's (EXIT_TABLE)
+
+DOCTOR_CHECKS = ("config", "imds", "token", "function", "clock", "claims", "read")
+
+
+class Doctor:
+    """Runs the checks in order, prints `ok`, `FAIL` or `skip` per check (a check whose
+    prerequisite failed is skipped, saying which), and remembers the first failure."""
+
+    def __init__(self, out: "Any") -> None:
+        self.out = out
+        self.first_failure: Optional[Tuple[str, ClientError]] = None
+        self.not_passed: List[str] = []
+        self.passed = 0
+
+    def line(self, mark: str, name: str, text: str) -> None:
+        self.out.write(f"{mark:<4} {name:<8} {text}\n")
+        self.out.flush()
+
+    def fail(self, name: str, error: "ClientError") -> None:
+        self.line("FAIL", name, str(error))
+        self.not_passed.append(name)
+        if self.first_failure is None:
+            self.first_failure = (name, error)
+
+    def skip(self, name: str, why: str) -> None:
+        self.line("skip", name, why)
+        self.not_passed.append(name)
+
+    def run(self, name: str, check: "Callable[[], str]", needs: "Tuple[str, ...]" = ()) -> bool:
+        blocked = [n for n in needs if n in self.not_passed]
+        if blocked:
+            self.skip(name, f"needs {blocked[0]}")
+            return False
+        try:
+            detail = check()
+        except Interrupted:
+            raise
+        except ClientError as error:
+            self.fail(name, error)
+            return False
+        self.line("ok", name, detail)
+        self.passed += 1
+        return True
+
+
+def doctor_config_failed(out: "Any", error: "ClientError") -> None:
+    """doctor's lines when the settings themselves are unusable: nothing else can run."""
+    doctor = Doctor(out)
+    doctor.fail("config", error)
+    for name in DOCTOR_CHECKS[1:]:
+        doctor.skip(name, "needs config")
+
+
+def _check_claims(session: Session, seen: "Dict[str, Any]") -> str:
+    """What the function will check in this VM's token, read (not verified) on the node: the
+    audience the function says it accepts (its health answer), else the configured one."""
+    audience = seen.get("audience") or session.settings["audience"]
+    claims = jwt_claims(session.token()) or {}
+    if not claims:
+        raise AuthError("IMDS gave a token that is not a JWT")
+    aud = claims.get("aud")
+    if aud != audience:
+        raise AuthError(
+            f"the token's aud is {aud!r}, but the function accepts {audience!r}: "
+            "set audience to what the function accepts (its auth.audience)"
+        )
+    oid = claims.get("oid")
+    if not oid:
+        raise AuthError("the token has no oid: the function cannot tell which member this is")
+    if "scp" in claims or claims.get("idtyp", "app") != "app":
+        raise AuthError(
+            "not an app-only token (scp={!r}, idtyp={!r}): the function recognises members "
+            "only by their managed identity's app-only token".format(
+                claims.get("scp"), claims.get("idtyp")
+            )
+        )
+    extra = ", xms_mirid " + short_resource(claims["xms_mirid"]) if claims.get("xms_mirid") else ""
+    return (
+        f"aud {aud}, oid {oid}, tid {claims.get('tid', '-')}, app-only "
+        f"(idtyp {claims.get('idtyp', '-')}){extra}; the function must know oid as this "
+        "VM's principalId"
+    )
+
+
+def _check_health(session: Session, seen: "Dict[str, Any]") -> str:
+    """GET /health, anonymous (no token sent); keeps the answer's Date (for the clock check)
+    and the audience the function accepts (for the claims check) in `seen`."""
+    url = api_base(session.settings["url"]) + "/health"
+    headers = {"Accept": "application/json", "User-Agent": f"{PROG}/{VERSION}"}
+    budget = min(FUNCTION_HTTP_TIMEOUT, session.deadline.remaining())
+    sent, started = time.time(), _monotonic()
+    try:
+        status, answer_headers, data = http_call(
+            session.function_opener(), "GET", url, headers, None, budget
+        )
+    except TransportError as err:
+        raise UnreachableError(f"cannot reach {url}: {err}") from None
+    took = _monotonic() - started
+    seen.update(sent=sent, received=time.time(), date=answer_headers.get("Date"))
+    document = _json_or_none(data)
+    if isinstance(document, dict) and isinstance(document.get("audience"), str):
+        seen["audience"] = document["audience"]
+    if 300 <= status < 400:
+        raise ConfigError(
+            "the function redirected {} to {}; set url to the final address".format(
+                url, answer_headers.get("Location", "?")
+            )
+        )
+    if status != 200 or not isinstance(document, dict) or document.get("status") != "ok":
+        raise UnreachableError(f"{url} is not healthy: {describe_error(status, data)}")
+    return f"{url}: ok ({took * 1000:.0f} ms)"
+
+
+def _check_clock(clock: "Dict[str, Any]") -> str:
+    """This VM's clock against the function's, from the HTTP Date of the health answer."""
+    import email.utils
+
+    try:
+        date = email.utils.parsedate_to_datetime(clock.get("date") or "")
+    except (TypeError, ValueError, IndexError):
+        date = None
+    if date is None:
+        raise ClientError("the function's answer had no usable Date header to compare with")
+    # Date is whole seconds: the function's clock read somewhere in [Date, Date + 1).
+    theirs = date.timestamp() + 0.5
+    ours = (clock["sent"] + clock["received"]) / 2
+    skew = ours - theirs
+    slack = 0.5 + (clock["received"] - clock["sent"]) / 2
+    if abs(skew) > CLOCK_SKEW_MAX + slack:
+        raise ClockSkew(
+            "this VM's clock is {:.0f}s {} the function's (its HTTP Date): the deadlines this "
+            "node sends would be off by as much; fix the time sync (chrony)".format(
+                abs(skew), "ahead of" if skew > 0 else "behind"
+            )
+        )
+    allowed = f"at most {CLOCK_SKEW_MAX:.0f}s allowed"
+    return f"within {abs(skew):.0f}s of the function's (HTTP Date; {allowed})"
+
+
+def _check_read(session: Session) -> str:
+    """An authorized read: GET /ips/{ip}, what a member may read of its own cluster's IP."""
+    ip = session.settings["ip"]
+    state = session.call("GET", f"/ips/{ip}", attempts=1)
+    if not isinstance(state, dict):
+        raise ClientError(f"GET /ips/{ip}: unexpected answer")
+    holders = state.get("holders") if isinstance(state.get("holders"), list) else []
+    held = ", ".join(
+        str(h.get("member") or short_resource(h.get("nic")) or "?")
+        for h in holders
+        if isinstance(h, dict)
+    )
+    lock = state.get("lock") if isinstance(state.get("lock"), dict) else {}
+    queue = lock.get("queue") if isinstance(lock.get("queue"), list) else []
+    return "GET /ips/{}: cluster {}, ip-config {}, on {}; lock {}{}".format(
+        ip,
+        state.get("cluster", "?"),
+        state.get("ipConfigName", "?"),
+        held or "no NIC",
+        "held" if lock.get("holder") else "free",
+        f", {len(queue)} waiting" if queue else "",
+    )
+
+
+def cmd_doctor(session: Session, args: "argparse.Namespace") -> int:
+    """Check what a move needs, without moving anything: IMDS, a token and its claims, the
+    function's health, the clock, an authorized read. Returns the first failure's code."""
+    doctor = Doctor(session.out)
+    settings = session.settings
+    doctor.line(
+        "ok",
+        "config",
+        "url {}, audience {}, ip {} ({})".format(
+            settings["url"], settings["audience"], settings["ip"], settings["config"]
+        ),
+    )
+    doctor.passed += 1
+    ip = settings["ip"]
+
+    def imds() -> str:
+        ips = session.ips_on_this_vm()
+        return "instance metadata answers; {} is {} this VM (private IPs: {})".format(
+            ip, "on" if ip in ips else "not on", ", ".join(a for a in ips if a) or "none"
+        )
+
+    def token() -> str:
+        session.token()
+        who = " (client_id {})".format(settings["client_id"]) if settings["client_id"] else ""
+        return "a token for {} from this VM's managed identity{}, valid {:.0f}s (not shown)".format(
+            settings["audience"], who, session.token_lifetime
+        )
+
+    seen: Dict[str, Any] = {}  # from the health answer: Date, the audience it accepts
+    doctor.run("imds", imds)
+    doctor.run("token", token)
+    if doctor.run("function", lambda: _check_health(session, seen)) and not seen.get("date"):
+        doctor.skip("clock", "the function's answer had no Date header to compare with")
+    else:
+        doctor.run("clock", lambda: _check_clock(seen), needs=("function",))
+    doctor.run("claims", lambda: _check_claims(session, seen), needs=("token",))
+    doctor.run("read", lambda: _check_read(session), needs=("token", "function"))
+    if doctor.first_failure is None:
+        session.out.write(f"doctor: all {doctor.passed} checks passed\n")
+        return EXIT_OK
+    name, error = doctor.first_failure
+    # main() prints the usual one-line reason on stderr and exits with the failure's code.
+    raise type(error)(f"{name}: {error}")
+
+
+def cmd_dry_run(session: Session, args: "argparse.Namespace") -> int:
+    """Operators: the function's dry run of a cluster (reads ARM, changes nothing). Exit 0
+    when every member was found and every move could be made, else 13."""
+    cluster = urllib.parse.quote(args.cluster, safe="")
+    report = session.call("GET", f"/clusters/{cluster}/dry-run")
+    if args.json:
+        session.out.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    else:
+        session.out.write(format_dry_run(report))
+    problems = report.get("problems") if isinstance(report, dict) else None
+    if problems:
+        raise MoveFailed("dry run of {}: {}".format(args.cluster, "; ".join(map(str, problems))))
+    return EXIT_OK
+
+
+def format_dry_run(report: "Any") -> str:
+    """The dry run as lines: members, access, then each IP and each move."""
+    if not isinstance(report, dict):
+        raise ClientError("dry-run: unexpected answer from the function")
+    lines = [
+        "cluster {} (resource group {}), read at {}".format(
+            report.get("cluster"), report.get("resourceGroup"), report.get("readAt")
+        )
+    ]
+    for member in report.get("members") or []:
+        error = member.get("error") or {}
+        nics = ", ".join(
+            "{} ({})".format(n.get("name"), n.get("provisioningState"))
+            for n in member.get("nics") or []
+        )
+        state = "FAIL {}: {}".format(error.get("code"), error.get("message")) if error else nics
+        lines.append("member {:<10} {}".format(str(member.get("name")), state))
+    for access in report.get("access") or []:
+        mark = "ok" if access.get("ok") else ("FAIL" if access.get("checked") else "not checked")
+        lines.append("access {} {}: {}".format(mark, access.get("permission"), access.get("how")))
+    for ip in report.get("ips") or []:
+        holders = ", ".join(short_resource(h.get("nic")) for h in ip.get("holders") or [])
+        lines.append(
+            "ip     {} ({}) on {}".format(
+                ip.get("address"), ip.get("ipConfigName"), holders or "no NIC"
+            )
+        )
+        for move in ip.get("moves") or []:
+            changes = "; ".join(
+                "{} {} {} {}".format(
+                    c.get("kind"),
+                    c.get("ipConfig") or ",".join(c.get("ipConfigs") or []) or "-",
+                    "to" if c.get("kind") == "add" else "on",
+                    short_resource(c.get("nic")),
+                )
+                for c in move.get("changes") or []
+            )
+            error = move.get("error") or {}
+            if error:
+                what = "would fail: {}: {}".format(error.get("code"), error.get("message"))
+                if changes:
+                    what += f" (then: {changes})"
+            else:
+                what = changes or "nothing to change"
+            lines.append("move   {} -> {}: {}".format(ip.get("address"), move.get("to"), what))
+    problems = report.get("problems") or []
+    lines.append("problems: " + ("; ".join(map(str, problems)) if problems else "none"))
+    return "\n".join(lines) + "\n"
+
+
 COMMANDS: "Dict[str, Callable[[Session, argparse.Namespace], int]]" = {
     "acquire": cmd_acquire,
     "release": cmd_release,
     "status": cmd_status,
     "history": cmd_history,
     "check-config": cmd_check_config,
+    "doctor": cmd_doctor,
+    "move": cmd_move,
+    "dry-run": cmd_dry_run,
 }
 
 
@@ -1178,6 +1659,9 @@ examples:
   {prog} status --ip 10.5.0.110 -q    # exit 0 if on this VM, 7 if not
   {prog} history --limit 10           # who moved it when; --json for scripts
   {prog} --config /etc/ipmover-db.conf acquire --context event=MANUAL
+  {prog} doctor                       # check IMDS, token, function, clock, a read
+  {prog} move --target server02 --token-file ~/.ipmover-token
+                                     # operators: their own token (az's JSON or bare)
   CLP_EVENT=FAILOVER {prog} acquire   # EXPRESSCLUSTER's CLP_EVENT, CLP_SERVER,
                                      # CLP_GROUPNAME, CLP_RESOURCENAME are sent
                                      # along as the request's context
@@ -1233,12 +1717,15 @@ def build_parser() -> "argparse.ArgumentParser":
         ("status", "is the IP on this VM? (instance metadata; 0 yes, 7 no)"),
         ("history", "the IP's moves, newest first"),
         ("check-config", "validate the settings and print them; no network"),
+        ("doctor", "check IMDS, token, function, clock and an authorized read; moves nothing"),
+        ("move", "operators: move the IP to the member --target, with --token-file"),
+        ("dry-run", "operators: what moving each IP of --cluster to each member would change"),
     ):
         sub = commands.add_parser(
             name, help=helptext, description=helptext, parents=[common],
             epilog=f"settings, examples and exit codes: {PROG} --help",
         )  # fmt: skip
-        if name in ("acquire", "release"):
+        if name in ("acquire", "release", "move"):
             sub.add_argument(
                 "--context",
                 action="append",
@@ -1251,6 +1738,21 @@ def build_parser() -> "argparse.ArgumentParser":
         if name == "history":
             sub.add_argument("--json", action="store_true", help="print the records as JSON")
             sub.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+        if name == "status":
+            sub.add_argument(
+                "--explain",
+                action="store_true",
+                help="when the IP is not here, ask the function's history who took it "
+                "(printed even with -q; says when it looks like a split brain)",
+            )
+        if name == "move":
+            sub.add_argument("--target", required=True, help="the member to move the IP to")
+            sub.add_argument(
+                "--force", action="store_true", help="also take it from a non-member's NIC"
+            )
+        if name == "dry-run":
+            sub.add_argument("--cluster", required=True, help="the cluster's name")
+            sub.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -1299,13 +1801,17 @@ def main(
         flags["config"] = args.config
         settings = load_settings(flags, environ)
         validate_settings(settings, args.command)
-        label = "{} {}".format(args.command, settings["ip"])
+        if settings["ip"] and args.command != "dry-run":
+            label = "{} {}".format(args.command, settings["ip"])
         session = Session(settings, out, err, quiet=args.quiet, verbose=args.verbose)
+        session.use_token_file = args.command in OPERATOR_COMMANDS
         signal.signal(signal.SIGTERM, _on_signal)
         return COMMANDS[args.command](session, args)
     except (ClientError, KeyboardInterrupt) as error:
         if isinstance(error, KeyboardInterrupt):
             error = Interrupted("interrupted")
+        if args.command == "doctor" and session is None:
+            doctor_config_failed(out, error)  # one line per check, even now
         message = str(error)
         if isinstance(error, Interrupted) and session is not None and session.where:
             message += "; the request was " + session.where

@@ -8,6 +8,7 @@ import azure.durable_functions as df
 
 from mover.lock import IpLock
 from mover.records import append_record
+from mover.split_brain import suspect_split_brain
 
 __all__ = ["IP_HISTORY", "IP_LOCK", "bp", "history_entity", "lock_entity"]
 
@@ -56,11 +57,22 @@ def ip_lock(context: df.DurableEntityContext) -> None:
 
 @bp.entity_trigger(context_name="context", entity_name=IP_HISTORY)
 def ip_history(context: df.DurableEntityContext) -> None:
-    """Operation append: keep a finished request's record (newest last, at most ``limit``)."""
+    """Operation append: keep a finished request's record (newest last, at most ``limit``).
+
+    The record is judged against the history it joins (here, where appends are
+    serialized): an acquire that took the IP from a member that had acquired it
+    within ``splitBrainWindowSeconds`` gets a ``splitBrain`` field. Returns
+    ``{"count", "splitBrain"}``.
+    """
     records: list[dict[str, Any]] = context.get_state(list)
     args: dict[str, Any] = context.get_input() or {}
     if context.operation_name != "append":
         raise ValueError(f"ip_history has no operation {context.operation_name!r}")
-    records = append_record(records, args["record"], int(args["limit"]))
+    record = args["record"]
+    window = args.get("splitBrainWindowSeconds")
+    if window is not None:
+        suspicion = suspect_split_brain(records, record, float(window))
+        record = {**record, "splitBrain": suspicion.to_api() if suspicion else None}
+    records = append_record(records, record, int(args["limit"]))
     context.set_state(records)
-    context.set_result(len(records))
+    context.set_result({"count": len(records), "splitBrain": record.get("splitBrain")})

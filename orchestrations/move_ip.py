@@ -565,11 +565,30 @@ class MoveRun:
     def record_in_history(self) -> Steps:
         """Keep the finished record in the IP's history; it is also the orchestration's output."""
         record = self.record.to_api()
-        yield self.context.call_entity(
+        appended = yield self.context.call_entity(
             history_entity(self.request.ip),
             "append",
-            {"record": record, "limit": self.limits.history_size},
+            {
+                "record": record,
+                "limit": self.limits.history_size,
+                "splitBrainWindowSeconds": self.limits.split_brain_window_seconds,
+            },
         )
+        # The history judged the record against the moves before it (mover/split_brain.py).
+        split = appended.get("splitBrain") if isinstance(appended, dict) else None
+        if split:
+            record["splitBrain"] = split
+            if not self.context.is_replaying:
+                log.warning(
+                    "move request=%s ip=%s split_brain: took the IP from %s %.1fs after its "
+                    "acquire %s%s",
+                    self.request.request_id,
+                    self.request.ip,
+                    split.get("tookFrom") or split.get("nic"),
+                    float(split.get("secondsAfter") or 0),
+                    split.get("acquiredBy"),
+                    " (both were queued at once)" if split.get("overlapped") else "",
+                )
         return record
 
 

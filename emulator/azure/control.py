@@ -329,9 +329,14 @@ class AzureControl:
         """All NIC operations (id, nic, status, started, done_at, fail_code...)."""
         return self._call("GET", "/operations")
 
-    def set_identity(self, vm: str, enabled: bool) -> None:
-        """Turn a VM's system-assigned identity on or off (off: IMDS 400 Identity not found)."""
-        self._call("PUT", f"/identities/{vm}", {"enabled": enabled})
+    def set_identity(self, vm: str, enabled: bool, *, claims: dict[str, Any] | None = None) -> None:
+        """Turn a VM's system-assigned identity on or off (off: IMDS 400 Identity not found);
+        ``claims`` override what its IMDS tokens carry from now on (None removes a claim;
+        ``{}`` undoes earlier overrides; ``reset`` clears them)."""
+        body: dict[str, Any] = {"enabled": enabled}
+        if claims is not None:
+            body["claims"] = claims
+        self._call("PUT", f"/identities/{vm}", body)
 
     def token(
         self,

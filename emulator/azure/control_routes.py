@@ -178,7 +178,12 @@ def add_control_routes(app: web.Application, emu: Emulator) -> None:
         if vm is None:
             return _bad("no such VM", 404)
         body = await _body(request)
+        claims = body.get("claims")
+        if claims is not None and not isinstance(claims, dict):
+            return _bad("claims must be an object (claim -> value, null removes one)")
         emu.state.set_identity_enabled(vm.name, bool(body.get("enabled", True)))
+        if claims is not None:
+            emu.state.identity_claims[vm.name.lower()] = claims
         return _json({"vm": vm.name, "enabled": emu.state.identity_enabled[vm.name.lower()]})
 
     @routes.post("/_control/tokens")

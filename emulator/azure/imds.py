@@ -343,7 +343,7 @@ async def _token(emu: Emulator, request: web.Request, vm_name: str) -> web.Respo
     )
     if principal is None or not enabled or not selector_ok:
         return _json({"error": "invalid_request", "error_description": "Identity not found"}, 400)
-    token = emu.issue_token(principal, resource)
+    token = emu.issue_token(principal, resource, emu.state.identity_claims.get(vm_name.lower()))
     lifetime = str(token.expires_on - int(time.time()))
     return _json(
         {

@@ -40,6 +40,9 @@ class AzureState:
         self.pending: dict[str, str] = {}  # nic key -> id of its InProgress operation
         self.operations: OrderedDict[str, Operation] = OrderedDict()
         self.identity_enabled: dict[str, bool] = {}
+        # Claims that IMDS puts into a VM's tokens over what Entra ID would (a fault
+        # injection for the node's doctor: a wrong audience, a delegated-looking token).
+        self.identity_claims: dict[str, dict[str, Any]] = {}
         self.vnet_etags: dict[str, str] = {}
         # ip-configurations as last applied to the host (what IMDS shows): a NIC that is
         # still Updating, or whose update Failed, keeps showing the previous ones.
@@ -67,6 +70,7 @@ class AzureState:
         self.operations = OrderedDict()
         self.foreign_holders = {}
         self.identity_enabled = {vm.name.lower(): vm.identity_enabled for vm in self.topology.vms}
+        self.identity_claims = {}
         self.vnet_etags = {v.name.lower(): new_etag() for v in self.topology.vnets}
 
     @classmethod

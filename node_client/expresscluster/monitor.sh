@@ -25,11 +25,16 @@ if [ ! -x "$IPMOVER" ]; then
 	log "monitor.sh: the ipmover client is not installed at $IPMOVER"
 	exit 1
 fi
-output=$("$IPMOVER" status --quiet --timeout "$TIMEOUT" 2>&1)
+# --explain: when the IP is gone, one read of its history says who took it, and whether that
+# looks like a split brain (both servers started the group); the check itself stays IMDS only.
+output=$("$IPMOVER" status --quiet --explain --timeout "$TIMEOUT" 2>&1)
 rc=$?
 case "$rc" in
 0) ;;
-7) log "monitor.sh: the secondary IP is not on this server (instance metadata)" ;;
+7)
+	log "monitor.sh: the secondary IP is not on this server (instance metadata)"
+	[ -n "$output" ] && log "monitor.sh: $output"
+	;;
 *) log "monitor.sh: cannot tell (exit code $rc): $output" ;;
 esac
 exit "$rc"

@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from emulator.stack import AUDIENCE
+
 from .conftest import FINISHED, IP, NIC, Mover
 
 
@@ -176,7 +178,7 @@ def test_ip_state_shows_holder_and_lock(mover: Mover) -> None:
 
 def test_health_needs_no_token(mover: Mover) -> None:
     r = mover.http.get(f"{mover.stack.api}/health", timeout=10)
-    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    assert r.status_code == 200 and r.json() == {"status": "ok", "audience": AUDIENCE}
 
 
 def test_a_retried_post_after_its_deadline_still_gets_its_request(mover: Mover) -> None:

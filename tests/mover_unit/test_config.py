@@ -701,3 +701,13 @@ def test_two_ips_of_one_cluster_need_their_own_ip_config_names():
     )
 
     assert problems_of(raw) == [f"cluster {cluster['name']}: each IP needs its own ipConfigName"]
+
+
+def test_the_split_brain_window_is_read_and_must_be_positive():
+    raw = config_dict()
+    raw["limits"] = {"splitBrainWindowSeconds": 15}
+    assert parse_config(raw).limits.split_brain_window_seconds == 15.0
+    assert Limits().split_brain_window_seconds == 60.0
+    raw["limits"] = {"splitBrainWindowSeconds": 0}
+    with pytest.raises(ConfigError, match=r"limits\.splitBrainWindowSeconds"):
+        parse_config(raw)

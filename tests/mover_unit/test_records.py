@@ -197,6 +197,7 @@ def test_record_api_form_shows_request_caller_and_outcome():
         "toNic": "/nic/server01-nic",
         "unassigned": False,
         "error": None,
+        "splitBrain": None,
     }
     assert json.loads(json.dumps(api)) == api
 

@@ -18,6 +18,7 @@ and the OCF agent. Run it by hand with ``python tests/node_client/fake_azure.py`
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import datetime as dt
 import ipaddress
@@ -37,6 +38,8 @@ OTHER_VM, OTHER_NIC = "server01", "server01-nic"
 PRIMARY_IP = "10.5.0.102"
 CLUSTER_IP = "10.5.0.110"
 AUDIENCE = "api://ipmover-test"
+THIS_OID = "2b7c9e1a-0002-4c3d-8e5f-6a7b8c9d0e02"
+TENANT = "9d2f4c1a-7b3e-4e5f-8a6b-1c2d3e4f5a6b"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -84,6 +87,9 @@ class State:
     identity: bool = True
     member: bool = True
     audience: str = AUDIENCE
+    token_claims: dict[str, Any] = field(default_factory=dict)  # over IMDS tokens' claims
+    operator_tokens: list[str] = field(default_factory=list)  # accepted besides this VM's
+    clock_skew: float = 0.0  # seconds added to the Date header of every answer
     token_script: list[int] = field(default_factory=list)
     network_script: list[int] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
@@ -105,7 +111,13 @@ class State:
             setattr(self, name, getattr(fresh, name))
 
     def token_for(self, resource: str) -> str:
-        return "fake-token:" + resource
+        """A JWT-shaped token of this VM for `resource` (unsigned: nothing here verifies it;
+        the client's doctor reads its claims)."""
+        claims = {"aud": resource, "oid": THIS_OID, "tid": TENANT, "idtyp": "app"}
+        claims.update(self.token_claims)
+        claims = {k: v for k, v in claims.items() if v is not None}
+        payload = base64.urlsafe_b64encode(json.dumps(claims, sort_keys=True).encode())
+        return "fake-token." + payload.decode().rstrip("=") + ".unsigned"
 
     def requests_to(self, prefix: str, method: str | None = None) -> list[dict[str, Any]]:
         return [
@@ -194,6 +206,11 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header, from a clock `state.clock_skew` seconds off.
+        moment = time.time() if timestamp is None else timestamp
+        return super().date_time_string(moment + self.server.state.clock_skew)
+
     def do_GET(self) -> None:
         self._handle("GET")
 
@@ -268,7 +285,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/metadata/instance/network" and method == "GET":
             return self._network(query)
         if path == "/api/v1/health":
-            return 200, {"status": "ok"}, {}
+            return 200, {"status": "ok", "audience": self.server.state.audience}, {}
         if path.startswith("/api/v1/"):
             caller_error = self._authorize()
             if caller_error is not None:
@@ -332,7 +349,8 @@ class Handler(BaseHTTPRequestHandler):
     def _authorize(self) -> tuple[int, str, str] | None:
         state = self.server.state
         header = self.headers.get("Authorization", "")
-        if header != "Bearer " + state.token_for(state.audience):
+        accepted = [state.token_for(state.audience), *state.operator_tokens]
+        if header not in ["Bearer " + token for token in accepted]:
             return 401, "unauthenticated", "missing or invalid token (fake checks the audience)"
         if not state.member:
             return 403, "not_a_member", f"{THIS_VM} is not a member of cluster ha1"

@@ -90,7 +90,7 @@ def test_history_prints_a_table_newest_first(run: Runner, azure: State) -> None:
     header, *rows = result.stdout.splitlines()
     assert header.split() == [
         "FINISHED", "(UTC)", "ACTION", "STATUS", "BY", "EVENT", "FROM", "TO", "TOOK", "ERROR",
-        "REQUEST",
+        "REQUEST", "NOTE",
     ]  # fmt: skip
     assert len(rows) == 2
     assert rows[0].split()[2:6] == ["release", "failed", "server02", "STOP"]

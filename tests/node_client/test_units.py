@@ -59,7 +59,7 @@ def test_token_survives_404_410_429_and_5xx_with_exponential_backoff(
     server: FakeServer, azure: State, clock: FakeClock
 ) -> None:
     azure.token_script = [404, 410, 429, 500, 503]
-    assert session(server).token() == "fake-token:" + AUDIENCE
+    assert session(server).token() == server.state.token_for(AUDIENCE)
     assert token_calls(azure) == 6
     assert clock.sleeps == [1, 2, 4, 8, 16]
     (first, *_) = azure.requests_to("/metadata/identity/oauth2/token")
