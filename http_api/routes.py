@@ -19,7 +19,14 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities.arm import map_sdk_error, network_client, nic_view
-from mover.access import ApiError, MoveGrant, authorize_move, authorize_read_ip, is_operator
+from mover.access import (
+    NOT_CONFIGURED,
+    ApiError,
+    MoveGrant,
+    authorize_move,
+    authorize_read_ip,
+    is_operator,
+)
 from mover.config import ConfigError, MoverConfig, current_config
 from mover.intake import (
     build_move_request,
@@ -53,11 +60,11 @@ Handler = Callable[[func.HttpRequest, df.DurableOrchestrationClient], Awaitable[
 
 @bp.route(route="v1/health", methods=["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    """Liveness, and whether the configuration is valid."""
+    """Liveness, and whether the configuration is valid (why not: to operators only)."""
     try:
         current_config()
     except ConfigError as exc:
-        return _error(503, "not_configured", str(exc))
+        return _not_configured(req, exc)
     return _json(200, {"status": "ok"})
 
 
@@ -116,7 +123,7 @@ async def _guarded(
     except ApiError as exc:
         return _error(exc.status, exc.code, exc.message, exc.headers)
     except ConfigError as exc:
-        return _error(503, "not_configured", str(exc))
+        return _not_configured(req, exc)
     except AuthenticationError as exc:
         # Everything but the method is the caller's text: one escaped line each.
         log.info("refused %s %s: %s", req.method, printable(req.url), printable(exc))
@@ -125,6 +132,31 @@ async def _guarded(
         log.warning("cannot authenticate %s %s: %s", req.method, printable(req.url), exc)
         retry = str(math.ceil(exc.retry_after))
         return _error(503, "keys_unavailable", str(exc), {"Retry-After": retry})
+
+
+_LOGGED_CONFIG_ERRORS: set[str] = set()
+
+
+def _not_configured(req: func.HttpRequest, exc: ConfigError) -> func.HttpResponse:
+    """503 not_configured: the problems for an operator, a bare statement for anyone else."""
+    if str(exc) not in _LOGGED_CONFIG_ERRORS:
+        # Once per distinct problem list and process: a probe every few seconds
+        # must not fill the log with the same lines.
+        _LOGGED_CONFIG_ERRORS.add(str(exc))
+        log.error("%s", exc)
+    message = str(exc) if _from_an_operator(req, exc) else NOT_CONFIGURED
+    return _error(503, "not_configured", message)
+
+
+def _from_an_operator(req: func.HttpRequest, exc: ConfigError) -> bool:
+    """Whether the request carries a valid operator's token, per the auth section alone."""
+    if exc.auth is None or not req.headers.get("Authorization"):
+        return False
+    try:
+        caller = token_validator(exc.auth).validate(req.headers.get("Authorization"))
+    except (AuthenticationError, KeysUnavailableError):
+        return False
+    return exc.auth.operator_role in caller.roles
 
 
 def _authenticate(req: func.HttpRequest) -> tuple[MoverConfig, Caller]:

@@ -73,7 +73,7 @@ def test_an_identity_that_is_no_member_is_403(untouched: Mover) -> None:
 
 
 def test_a_token_naming_another_vm_is_403(untouched: Mover) -> None:
-    other_vm = untouched.stack.config["clusters"][0]["members"][1]["vmId"]
+    other_vm = untouched.stack.config["clusters"][0]["members"][1]["vmResourceId"]
     r = _post_raw(untouched, _minted(untouched, xms_mirid=other_vm))
     assert r.status_code == 403
 
