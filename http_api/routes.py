@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import math
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -28,6 +29,7 @@ from mover.access import (
     is_operator,
 )
 from mover.config import ConfigError, MoverConfig, current_config
+from mover.history import export_page, parse_export_query
 from mover.intake import (
     build_move_request,
     is_retry_of,
@@ -109,6 +111,15 @@ async def get_history(
 ) -> func.HttpResponse:
     """The IP's audit records, newest first."""
     return await _guarded(req, client, _read_history)
+
+
+@bp.route(route="v1/ips/{ip}/history/export", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def export_history(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """The IP's audit records as JSON lines, oldest first, a page at a time."""
+    return await _guarded(req, client, _export_history)
 
 
 # -- handlers -----------------------------------------------------------------
@@ -330,6 +341,26 @@ async def _read_history(
     records = json_value(state.entity_state) if state.entity_exists else None
     records = list(reversed(records or []))[:limit]
     return _json(200, {"ip": spec.address, "records": records})
+
+
+async def _export_history(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    config, caller = _authenticate(req)
+    _, spec = authorize_read_ip(config, caller, parse_ip(req.route_params["ip"]))
+    after, limit = parse_export_query(dict(req.params), config.limits.history_size)
+    state = await client.read_entity_state(history_entity(spec.address))
+    records = json_value(state.entity_state) if state.entity_exists else None
+    page = export_page(list(records or []), after, limit)
+    headers = {}
+    if page.next_after is not None:
+        # RFC 8288: the next page, relative to this one.
+        query = urllib.parse.urlencode({"after": page.next_after, "limit": limit})
+        headers["Link"] = f'</api/v1/ips/{spec.address}/history/export?{query}>; rel="next"'
+    body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in page.records)
+    return func.HttpResponse(
+        body, status_code=200, mimetype="application/x-ndjson", headers=headers
+    )
 
 
 # -- helpers ------------------------------------------------------------------
