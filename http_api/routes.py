@@ -352,7 +352,7 @@ async def _export_history(
     state = await client.read_entity_state(history_entity(spec.address))
     records = json_value(state.entity_state) if state.entity_exists else None
     page = export_page(list(records or []), after, limit)
-    headers = {}
+    headers: dict[str, str] = {}
     if page.next_after is not None:
         # RFC 8288: the next page, relative to this one.
         query = urllib.parse.urlencode({"after": page.next_after, "limit": limit})
