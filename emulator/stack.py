@@ -150,7 +150,7 @@ def mover_config_for(
                 "members": [
                     {
                         "name": name,
-                        "vmId": vm_id(name),
+                        "vmResourceId": vm_id(name),
                         "principalId": vms[name]["principal_id"],
                         **(
                             {

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 import math
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,6 +22,7 @@ import azure.functions as func
 
 from activities.arm import get_vm, map_sdk_error, network_client, nic_view, read_nic_view
 from mover.access import (
+    NOT_CONFIGURED,
     ApiError,
     MoveGrant,
     authorize_dry_run,
@@ -30,6 +32,7 @@ from mover.access import (
 )
 from mover.config import ConfigError, Member, MoverConfig, current_config
 from mover.dry_run import MemberReading, dry_run_report
+from mover.history import export_page, parse_export_query
 from mover.intake import (
     build_move_request,
     is_retry_of,
@@ -63,13 +66,13 @@ Handler = Callable[[func.HttpRequest, df.DurableOrchestrationClient], Awaitable[
 
 @bp.route(route="v1/health", methods=["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    """Liveness, whether the configuration is valid, and the token audience the app accepts
-    (public: the app registration's identifier URI; the node's doctor compares it with the
-    audience it asks IMDS for)."""
+    """Liveness, whether the configuration is valid (why not: to operators only), and the
+    token audience the app accepts (public: the app registration's identifier URI; the
+    node's doctor compares it with the audience it asks IMDS for)."""
     try:
         config = current_config()
     except ConfigError as exc:
-        return _error(503, "not_configured", str(exc))
+        return _not_configured(req, exc)
     return _json(200, {"status": "ok", "audience": config.auth.audience})
 
 
@@ -125,6 +128,15 @@ async def dry_run(
     return await _guarded(req, client, _dry_run)
 
 
+@bp.route(route="v1/ips/{ip}/history/export", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def export_history(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """The IP's audit records as JSON lines, oldest first, a page at a time."""
+    return await _guarded(req, client, _export_history)
+
+
 # -- handlers -----------------------------------------------------------------
 
 
@@ -137,7 +149,7 @@ async def _guarded(
     except ApiError as exc:
         return _error(exc.status, exc.code, exc.message, exc.headers)
     except ConfigError as exc:
-        return _error(503, "not_configured", str(exc))
+        return _not_configured(req, exc)
     except AuthenticationError as exc:
         # Everything but the method is the caller's text: one escaped line each.
         log.info("refused %s %s: %s", req.method, printable(req.url), printable(exc))
@@ -146,6 +158,31 @@ async def _guarded(
         log.warning("cannot authenticate %s %s: %s", req.method, printable(req.url), exc)
         retry = str(math.ceil(exc.retry_after))
         return _error(503, "keys_unavailable", str(exc), {"Retry-After": retry})
+
+
+_LOGGED_CONFIG_ERRORS: set[str] = set()
+
+
+def _not_configured(req: func.HttpRequest, exc: ConfigError) -> func.HttpResponse:
+    """503 not_configured: the problems for an operator, a bare statement for anyone else."""
+    if str(exc) not in _LOGGED_CONFIG_ERRORS:
+        # Once per distinct problem list and process: a probe every few seconds
+        # must not fill the log with the same lines.
+        _LOGGED_CONFIG_ERRORS.add(str(exc))
+        log.error("%s", exc)
+    message = str(exc) if _from_an_operator(req, exc) else NOT_CONFIGURED
+    return _error(503, "not_configured", message)
+
+
+def _from_an_operator(req: func.HttpRequest, exc: ConfigError) -> bool:
+    """Whether the request carries a valid operator's token, per the auth section alone."""
+    if exc.auth is None or not req.headers.get("Authorization"):
+        return False
+    try:
+        caller = token_validator(exc.auth).validate(req.headers.get("Authorization"))
+    except (AuthenticationError, KeysUnavailableError):
+        return False
+    return exc.auth.operator_role in caller.roles
 
 
 def _authenticate(req: func.HttpRequest) -> tuple[MoverConfig, Caller]:
@@ -354,6 +391,26 @@ async def _read_history(
     records = json_value(state.entity_state) if state.entity_exists else None
     records = list(reversed(records or []))[:limit]
     return _json(200, {"ip": spec.address, "records": records})
+
+
+async def _export_history(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    config, caller = _authenticate(req)
+    _, spec = authorize_read_ip(config, caller, parse_ip(req.route_params["ip"]))
+    after, limit = parse_export_query(dict(req.params), config.limits.history_size)
+    state = await client.read_entity_state(history_entity(spec.address))
+    records = json_value(state.entity_state) if state.entity_exists else None
+    page = export_page(list(records or []), after, limit)
+    headers: dict[str, str] = {}
+    if page.next_after is not None:
+        # RFC 8288: the next page, relative to this one.
+        query = urllib.parse.urlencode({"after": page.next_after, "limit": limit})
+        headers["Link"] = f'</api/v1/ips/{spec.address}/history/export?{query}>; rel="next"'
+    body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in page.records)
+    return func.HttpResponse(
+        body, status_code=200, mimetype="application/x-ndjson", headers=headers
+    )
 
 
 # -- helpers ------------------------------------------------------------------

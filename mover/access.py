@@ -13,6 +13,7 @@ from .config import Cluster, IpSpec, Member, MoverConfig
 from .tokens import Caller
 
 __all__ = [
+    "NOT_CONFIGURED",
     "ApiError",
     "MoveGrant",
     "authorize_dry_run",
@@ -20,6 +21,13 @@ __all__ = [
     "authorize_read_ip",
     "is_operator",
 ]
+
+# What anyone may learn of an invalid configuration: that it is invalid, not its
+# clusters, resource groups or ids. The problems go to the log and to operators.
+NOT_CONFIGURED = (
+    "the app's configuration is invalid; nothing is moved until it is fixed "
+    "(an operator's token shows why, and so does the app's log)"
+)
 
 
 class ApiError(Exception):

@@ -42,6 +42,7 @@ _NIC_ID = re.compile(
     r"/subscriptions/[^/\s]+/resourceGroups/[^/\s]+/providers/Microsoft\.Network/networkInterfaces/[^/\s]+",
     re.IGNORECASE,
 )
+_RESOURCE_GROUP_ID = re.compile(r"/subscriptions/[^/\s]+/resourceGroups/[^/\s]+", re.IGNORECASE)
 _IPCONFIG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 # An app role's value: no whitespace (Entra ID refuses spaces), printable ASCII.
 _APP_ROLE = re.compile(r"[!-~]{1,120}")
@@ -50,11 +51,16 @@ _MAX_KEY_REFRESH_SECONDS = 6 * 3600.0
 
 
 class ConfigError(ValueError):
-    """The configuration is missing or invalid; ``problems`` lists every reason."""
+    """The configuration is missing or invalid; ``problems`` lists every reason.
 
-    def __init__(self, problems: list[str]) -> None:
+    ``auth`` is the token validation settings when that section alone is valid:
+    the API can then still tell an operator (and only an operator) what is wrong.
+    """
+
+    def __init__(self, problems: list[str], auth: AuthSettings | None = None) -> None:
         super().__init__("invalid mover configuration: " + "; ".join(problems))
         self.problems = problems
+        self.auth = auth
 
 
 @dataclass(frozen=True)
@@ -186,9 +192,12 @@ class MoverConfig:
 def load_config(environ: Mapping[str, str] | None = None) -> MoverConfig:
     """Read and validate the configuration from ``MOVER_CONFIG`` or ``MOVER_CONFIG_FILE``.
 
+    ``MOVER_ROLE_SCOPES`` (set by the template: a JSON array of the resource group ids
+    the app's role is assigned on), when present, bounds where clusters may be.
     Raises ConfigError naming every problem.
     """
     env = os.environ if environ is None else environ
+    scopes = _role_scopes(env.get("MOVER_ROLE_SCOPES"))
     text = env.get("MOVER_CONFIG")
     if not text and env.get("MOVER_CONFIG_FILE"):
         path = Path(env["MOVER_CONFIG_FILE"])
@@ -202,11 +211,31 @@ def load_config(environ: Mapping[str, str] | None = None) -> MoverConfig:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError([f"not valid JSON: {exc}"]) from None
-    return parse_config(raw)
+    return parse_config(raw, scopes)
 
 
-def parse_config(raw: Any) -> MoverConfig:
-    """Validate a configuration document. Raises ConfigError naming every problem."""
+def _role_scopes(text: str | None) -> tuple[str, ...] | None:
+    """The resource group ids of ``MOVER_ROLE_SCOPES``; None when the setting is absent."""
+    if not text:
+        return None
+    try:
+        scopes = json.loads(text)
+    except json.JSONDecodeError:
+        scopes = None
+    if not isinstance(scopes, list) or not all(
+        isinstance(s, str) and _RESOURCE_GROUP_ID.fullmatch(s) for s in scopes
+    ):
+        raise ConfigError(["MOVER_ROLE_SCOPES: must be a JSON array of resource group ids"])
+    return tuple(s.lower() for s in scopes)
+
+
+def parse_config(raw: Any, role_scopes: tuple[str, ...] | None = None) -> MoverConfig:
+    """Validate a configuration document. Raises ConfigError naming every problem.
+
+    ``role_scopes``: the resource group ids (lower case) the app's role is assigned
+    on. A cluster whose resource group, VMs or NICs lie outside them is refused here,
+    rather than failing its first failover with ARM's AuthorizationFailed.
+    """
     problems: list[str] = []
     if not isinstance(raw, dict):
         raise ConfigError(["the configuration must be a JSON object"])
@@ -230,8 +259,10 @@ def parse_config(raw: Any) -> MoverConfig:
         if cluster is not None:
             clusters.append(cluster)
     _check_unique(clusters, problems)
+    if role_scopes is not None:
+        _check_granted(clusters, role_scopes, problems)
     if problems or auth is None:
-        raise ConfigError(problems)
+        raise ConfigError(problems, auth)
     return MoverConfig(
         auth=auth,
         arm=arm,
@@ -380,8 +411,8 @@ def _parse_member(raw: Any, where: str, problems: list[str]) -> Member | None:
     if not isinstance(raw.get("name"), str) or not _NAME.fullmatch(raw["name"]):
         problems.append(f"{where}.name: required")
         ok = False
-    if not isinstance(raw.get("vmId"), str) or not _VM_ID.fullmatch(raw["vmId"]):
-        problems.append(f"{where}.vmId: must be a virtual machine resource id")
+    vm_id = _vm_resource_id(raw, where, problems)
+    if vm_id is None:
         ok = False
     if not _is_guid(raw.get("principalId")):
         problems.append(f"{where}.principalId: must be the VM identity's object id (GUID)")
@@ -390,9 +421,34 @@ def _parse_member(raw: Any, where: str, problems: list[str]) -> Member | None:
     if nic_id is not None and (not isinstance(nic_id, str) or not _NIC_ID.fullmatch(nic_id)):
         problems.append(f"{where}.nicId: must be a network interface resource id")
         ok = False
-    if not ok:
+    if not ok or vm_id is None:
         return None
-    return Member(raw["name"], raw["vmId"], raw["principalId"].lower(), nic_id)
+    return Member(raw["name"], vm_id, raw["principalId"].lower(), nic_id)
+
+
+def _vm_resource_id(raw: dict[str, Any], where: str, problems: list[str]) -> str | None:
+    """The member's VM resource id, from ``vmResourceId`` or its old name ``vmId``.
+
+    ``vmId`` was a misleading name: Azure's own ``vmId`` is the VM's GUID (IMDS
+    ``compute.vmId``, ``az vm show --query vmId``), and people paste that. Both
+    names are read; a GUID gets an error saying which value is wanted.
+    """
+    new, old = raw.get("vmResourceId"), raw.get("vmId")
+    if new is not None and old is not None and new != old:
+        problems.append(f"{where}: vmResourceId and vmId (its old name) differ; give one")
+        return None
+    field, value = ("vmId", old) if new is None and old is not None else ("vmResourceId", new)
+    if isinstance(value, str) and _VM_ID.fullmatch(value):
+        return value
+    if _is_guid(value):
+        problems.append(
+            f"{where}.{field}: {value} is a VM's GUID (Azure's vmId), not its resource id; "
+            "give the resource id, /subscriptions/<sub>/resourceGroups/<group>/providers/"
+            "Microsoft.Compute/virtualMachines/<name> (az vm show --query id)"
+        )
+    else:
+        problems.append(f"{where}.{field}: must be a virtual machine resource id")
+    return None
 
 
 def _parse_ip(raw: Any, where: str, problems: list[str]) -> IpSpec | None:
@@ -442,6 +498,35 @@ def _check_unique(clusters: list[Cluster], problems: list[str]) -> None:
             problems.append(
                 f"cluster {cluster.name}: member names and principal ids must be unique"
             )
+
+
+def _check_granted(
+    clusters: list[Cluster], role_scopes: tuple[str, ...], problems: list[str]
+) -> None:
+    """Every cluster's resource group, and its members' VMs and NICs, have the app's role.
+
+    Refused rather than granted: the template assigns the role only in its own
+    subscription (a role assignment elsewhere needs rights there that an app
+    deployment should not need). A cluster elsewhere gets its own deployment.
+    """
+    for cluster in clusters:
+        group = f"/subscriptions/{cluster.subscription_id}/resourceGroups/{cluster.resource_group}"
+        ids = [group] + [m.vm_id for m in cluster.members]
+        ids += [m.nic_id for m in cluster.members if m.nic_id]
+        outside = sorted({_group_of(i) for i in ids} - set(role_scopes))
+        if outside:
+            problems.append(
+                f"cluster {cluster.name}: the app's role is not assigned on "
+                + ", ".join(outside)
+                + " (template parameter clusterResourceGroups, this subscription only; "
+                "a cluster in another subscription needs a deployment there)"
+            )
+
+
+def _group_of(resource_id: str) -> str:
+    """The lower-case resource group id of a resource (or group) id."""
+    parts = resource_id.strip("/").split("/")
+    return "/" + "/".join(parts[:4]).lower()
 
 
 def _section(raw: dict[str, Any], key: str, problems: list[str]) -> dict[str, Any]:

@@ -1649,7 +1649,7 @@ settings:
 
   [ipmover]
   url = https://ipmover-ha1.azurewebsites.net
-  audience = api://ipmover-ha1
+  audience = api://<app id>
   ip = 10.5.0.110
   timeout = 300
 

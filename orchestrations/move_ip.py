@@ -49,6 +49,7 @@ from mover.records import (
     parse_iso,
 )
 from mover.retry import retry_delay
+from mover.telemetry import ArmTally, move_telemetry
 
 from .ip_entities import history_entity, lock_entity
 
@@ -120,6 +121,8 @@ class MoveRun:
         # Members' NIC ids learned by earlier moves (from the lock), and by this one.
         self.known_nics: dict[str, list[str]] = {}
         self.learned_nics: dict[str, list[str]] = {}
+        # ARM activity calls and failed attempts, for the request's telemetry line.
+        self.arm = ArmTally()
         self._publish()
 
     # -- time and audit ------------------------------------------------------
@@ -385,6 +388,7 @@ class MoveRun:
         }
         while True:
             yield from self.renew_lock()
+            self.arm.reads += 1
             outcome = yield self.context.call_activity(READ_NICS, payload)
             if outcome["ok"]:
                 self._end_step(step)
@@ -407,6 +411,7 @@ class MoveRun:
         final: dict[str, Any] | None = None
         while True:
             yield from self.renew_lock(before_write=True)
+            self.arm.writes += 1
             outcome = yield self.context.call_activity(
                 UPDATE_NIC,
                 {
@@ -468,6 +473,7 @@ class MoveRun:
                 late = ErrorInfo("deadline_exceeded", "the NIC update outlasted the deadline", True)
                 return late, None
             yield from self.renew_lock()
+            self.arm.waits += 1
             outcome = yield self.context.call_activity(
                 WAIT_FOR_NIC_UPDATE,
                 {
@@ -504,6 +510,7 @@ class MoveRun:
     def _back_off(self, step: Step, error: ErrorInfo) -> Steps:
         """Wait before retrying a step, or end the request when retrying cannot help."""
         step.error = error.to_dict()
+        self.arm.count_failure(error)
         delay = retry_delay(step.attempt, error, self.now(), self.deadline)
         if delay is None:
             self._end_step(step, error)
@@ -561,6 +568,10 @@ class MoveRun:
             else 0,
             f" error={error['code']}" if error else "",
         )
+        if not self.context.is_replaying:
+            # The one structured line per request that alerts and queries read.
+            telemetry = move_telemetry(self.record.to_api(), self.arm, self.request.force)
+            log.info(telemetry.line(), extra=telemetry.log_extra())
 
     def record_in_history(self) -> Steps:
         """Keep the finished record in the IP's history; it is also the orchestration's output."""

@@ -11,7 +11,10 @@
 
 IPMOVER="${IPMOVER:-/usr/local/sbin/ipmover}"
 LOG_TAG="${IPMOVER_LOG_TAG:-ipmover}"
-# Shorter than the monitor resource's timeout, so the client reports instead of being killed.
+# The client's budget for one check. The monitor resource's timeout is this plus 10 s (30 s
+# by default), so that the client reports "cannot tell" instead of being killed
+# (docs/node-client.md, "EXPRESSCLUSTER settings"). A check normally takes well under a second;
+# the budget covers IMDS retries (404/410/429/5xx) with backoff.
 TIMEOUT="${IPMOVER_MONITOR_TIMEOUT:-20}"
 
 log() {

@@ -9,10 +9,19 @@
 #
 # Exit code: 0 when the IP is on this server; otherwise the client's non-zero exit code
 # (see `ipmover --help`), and EXPRESSCLUSTER treats the activation as failed. The EXEC
-# resource's timeout must be longer than the client's `timeout` (default 300 s).
+# resource's start timeout is the client's `timeout` (default 300 s) plus 30 s, so that the
+# client gives up first and says why (docs/node-client.md, "EXPRESSCLUSTER settings").
+#
+# Break glass (docs/operations.md): while the file IPMOVER_BREAK_GLASS_FILE exists (an operator
+# creates it during an outage of the mover, after putting the IP on this server's NIC by hand),
+# a failed acquire still succeeds when this VM's instance metadata shows the IP here. Azure lets
+# one ip-configuration in the VNet hold a private IP, so the IP is then here and nowhere else.
 
 IPMOVER="${IPMOVER:-/usr/local/sbin/ipmover}"
 LOG_TAG="${IPMOVER_LOG_TAG:-ipmover}"
+BREAK_GLASS_FILE="${IPMOVER_BREAK_GLASS_FILE:-/etc/ipmover.break-glass}"
+# The instance-metadata check of the break-glass path: as long as the monitor gives it.
+STATUS_TIMEOUT="${IPMOVER_MONITOR_TIMEOUT:-20}"
 
 log() {
 	# One line to stdout (kept when the resource's log output path is set) and to syslog.
@@ -36,6 +45,14 @@ fi
 log "start.sh: acquire (event ${CLP_EVENT:-none}, server ${CLP_SERVER:-$(uname -n)}, group ${CLP_GROUPNAME:-none}, resource ${CLP_RESOURCENAME:-none})"
 exec 4>&1
 rc=$(run_client acquire)
+if [ "$rc" -ne 0 ] && [ -e "$BREAK_GLASS_FILE" ] &&
+	"$IPMOVER" status --quiet --timeout "$STATUS_TIMEOUT" >/dev/null 2>&1; then
+	log "start.sh: BREAK GLASS ($BREAK_GLASS_FILE exists): acquire failed with exit code $rc, but instance metadata shows the IP on this server; starting without the mover"
+	if command -v clplogcmd >/dev/null 2>&1; then
+		clplogcmd -m "ipmover: break glass, started without the mover (acquire exit code $rc)" -l WARN
+	fi
+	exit 0
+fi
 if [ "$rc" -ne 0 ]; then
 	log "start.sh: acquire failed with exit code $rc"
 	if command -v clplogcmd >/dev/null 2>&1; then

@@ -5,10 +5,16 @@
 # NIC and succeeds when the IP is not here. CLP_* variables go into the request's context.
 #
 # Exit code: 0 when the IP is off this server; otherwise the client's non-zero exit code.
-# The EXEC resource's stop timeout must be longer than the client's `timeout`.
+# The EXEC resource's stop timeout is the client's `timeout` plus 30 s, as for start.sh.
+#
+# Break glass (docs/operations.md): while IPMOVER_BREAK_GLASS_FILE exists, a failed release
+# still succeeds when this VM's instance metadata shows for certain that the IP is not here
+# (the operator took it off by hand).
 
 IPMOVER="${IPMOVER:-/usr/local/sbin/ipmover}"
 LOG_TAG="${IPMOVER_LOG_TAG:-ipmover}"
+BREAK_GLASS_FILE="${IPMOVER_BREAK_GLASS_FILE:-/etc/ipmover.break-glass}"
+STATUS_TIMEOUT="${IPMOVER_MONITOR_TIMEOUT:-20}"
 
 log() {
 	# One line to stdout (kept when the resource's log output path is set) and to syslog.
@@ -32,6 +38,16 @@ fi
 log "stop.sh: release (event ${CLP_EVENT:-none}, server ${CLP_SERVER:-$(uname -n)}, group ${CLP_GROUPNAME:-none}, resource ${CLP_RESOURCENAME:-none})"
 exec 4>&1
 rc=$(run_client release)
+if [ "$rc" -ne 0 ] && [ -e "$BREAK_GLASS_FILE" ]; then
+	"$IPMOVER" status --quiet --timeout "$STATUS_TIMEOUT" >/dev/null 2>&1
+	if [ "$?" -eq 7 ]; then
+		log "stop.sh: BREAK GLASS ($BREAK_GLASS_FILE exists): release failed with exit code $rc, but instance metadata shows the IP is not on this server; stopping without the mover"
+		if command -v clplogcmd >/dev/null 2>&1; then
+			clplogcmd -m "ipmover: break glass, stopped without the mover (release exit code $rc)" -l WARN
+		fi
+		exit 0
+	fi
+fi
 if [ "$rc" -ne 0 ]; then
 	log "stop.sh: release failed with exit code $rc"
 	if command -v clplogcmd >/dev/null 2>&1; then

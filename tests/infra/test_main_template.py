@@ -10,6 +10,8 @@ from typing import Any
 from emulator.host.schedules import parse_timer_schedule
 from emulator.launch import REPO_ROOT
 from maintenance.retention import DEFAULT_SCHEDULE
+from mover.config import load_config
+from mover.telemetry import MOVE_EVENT, ArmTally, move_telemetry
 
 from .arm_template import (
     Call,
@@ -26,7 +28,19 @@ from .arm_template import (
 # The API version of each resource type, as researched (docs/deployment.md, "Sources"):
 # Web and Storage as in Azure-Samples/azure-functions-flex-consumption-samples
 # IaC/armtemplate; Authorization and Resources from Azure/azure-rest-api-specs stable folders.
+# Private DNS zones and links as in Azure/azure-quickstart-templates
+# quickstarts/microsoft.web/function-app-private-endpoints-storage-private-endpoints (2020-06-01,
+# also azure-rest-api-specs specification/privatedns stable/2020-06-01); private endpoints from
+# specification/network stable/2024-05-01; scheduledQueryRules from specification/monitor
+# Microsoft.Insights stable/2023-12-01 (its createOrUpdateScheduledQueryRule example is the shape);
+# actionGroups from stable/2023-01-01.
 API_VERSIONS = {
+    "microsoft.network/privatednszones": "2020-06-01",
+    "microsoft.network/privatednszones/virtualnetworklinks": "2020-06-01",
+    "microsoft.network/privateendpoints": "2024-05-01",
+    "microsoft.network/privateendpoints/privatednszonegroups": "2024-05-01",
+    "microsoft.insights/scheduledqueryrules": "2023-12-01",
+    "microsoft.insights/actiongroups": "2023-01-01",
     "microsoft.operationalinsights/workspaces": "2025-02-01",
     "microsoft.insights/components": "2020-02-02",
     "microsoft.storage/storageaccounts": "2024-01-01",
@@ -340,3 +354,248 @@ def test_basic_publishing_credentials_and_ftp_are_off(template) -> None:
         "[format('{0}/{1}', parameters('functionAppName'), 'ftp')]": {"allow": False},
         "[format('{0}/{1}', parameters('functionAppName'), 'scm')]": {"allow": False},
     }
+
+
+# --- private network (docs/deployment.md, "Private network") ----------------------------------
+
+
+SITE_ID = "[resourceId('Microsoft.Web/sites', parameters('functionAppName'))]"
+
+
+def test_private_network_is_the_default(template) -> None:
+    mode = template["parameters"]["networkAccess"]
+    assert mode["defaultValue"] == "Private"
+    assert mode["allowedValues"] == ["Private", "Public"]
+    assert template["variables"]["private"] == "[equals(parameters('networkAccess'), 'Private')]"
+
+
+def test_private_mode_turns_public_access_off_on_the_app_and_its_storage(template) -> None:
+    storage = only(template, "Microsoft.Storage/storageAccounts")["properties"]
+    assert storage["publicNetworkAccess"] == "[if(variables('private'), 'Disabled', 'Enabled')]"
+    assert storage["networkAcls"]["defaultAction"] == "[if(variables('private'), 'Deny', 'Allow')]"
+    site = only(template, "Microsoft.Web/sites")["properties"]
+    assert site["publicNetworkAccess"] == "[if(variables('private'), 'Disabled', 'Enabled')]"
+
+
+def test_the_app_goes_out_through_vnet_integration_in_private_mode(template) -> None:
+    site = only(template, "Microsoft.Web/sites")
+    assert site["properties"]["virtualNetworkSubnetId"] == (
+        "[if(variables('private'), parameters('appIntegrationSubnetId'), null())]"
+    )
+    # The host must find its storage reachable when it starts.
+    assert "storagePrivateDnsZoneGroups" in site["dependsOn"]
+
+
+def test_private_endpoints_cover_the_app_and_the_storage_blob_queue_and_table(template) -> None:
+    endpoints = resources_of(template, "Microsoft.Network/privateEndpoints")
+    assert len(endpoints) == 2  # the storage loop and the app's
+    for endpoint in endpoints:
+        assert endpoint["condition"] == "[variables('private')]"
+        assert endpoint["properties"]["subnet"] == {"id": "[parameters('privateEndpointSubnetId')]"}
+    storage, site = sorted(endpoints, key=lambda r: "copy" not in r)
+    assert [link["groupId"] for link in template["variables"]["storagePrivateLinks"]] == [
+        "blob",
+        "queue",
+        "table",
+    ]
+    assert storage["copy"]["count"] == "[length(variables('storagePrivateLinks'))]"
+    (connection,) = storage["properties"]["privateLinkServiceConnections"]
+    assert connection["properties"]["privateLinkServiceId"] == (
+        "[resourceId('Microsoft.Storage/storageAccounts', parameters('storageAccountName'))]"
+    )
+    assert connection["properties"]["groupIds"] == [
+        "[variables('storagePrivateLinks')[copyIndex()].groupId]"
+    ]
+    (connection,) = site["properties"]["privateLinkServiceConnections"]
+    assert connection["properties"] == {
+        "privateLinkServiceId": SITE_ID,
+        "groupIds": ["sites"],
+    }
+
+
+def test_each_private_endpoint_registers_in_its_privatelink_zone(template) -> None:
+    variables = template["variables"]
+    assert variables["sitePrivateDnsZone"] == "privatelink.azurewebsites.net"
+    assert variables["privateDnsZones"][0] == "privatelink.azurewebsites.net"
+    zones = {link["groupId"]: link["zone"] for link in variables["storagePrivateLinks"]}
+    for group, zone in zones.items():
+        # privatelink.blob.core.windows.net in Azure's public cloud.
+        assert zone == f"[format('privatelink.{group}.{{0}}', environment().suffixes.storage)]"
+        assert zone in variables["privateDnsZones"]
+    groups = resources_of(template, "Microsoft.Network/privateEndpoints/privateDnsZoneGroups")
+    assert len(groups) == 2
+    by_loop = {("copy" in g): g for g in groups}
+    # Each zone group belongs to the endpoint of the same name, and names the zone of its kind.
+    storage_group = by_loop[True]
+    assert storage_group["name"] == (
+        "[format('{0}-pe-{1}/default', parameters('storageAccountName'), "
+        "variables('storagePrivateLinks')[copyIndex()].groupId)]"
+    )
+    storage_endpoint = next(
+        e for e in resources_of(template, "Microsoft.Network/privateEndpoints") if "copy" in e
+    )
+    assert storage_group["name"].replace("/default", "") == storage_endpoint["name"]
+    (config,) = storage_group["properties"]["privateDnsZoneConfigs"]
+    assert (
+        "variables('storagePrivateLinks')[copyIndex()].zone"
+        in (config["properties"]["privateDnsZoneId"])
+    )
+    site_group = by_loop[False]
+    assert site_group["name"] == "[format('{0}/default', variables('sitePrivateEndpointName'))]"
+    (config,) = site_group["properties"]["privateDnsZoneConfigs"]
+    assert "variables('sitePrivateDnsZone')" in config["properties"]["privateDnsZoneId"]
+    for group in groups:
+        zone_id = group["properties"]["privateDnsZoneConfigs"][0]["properties"]["privateDnsZoneId"]
+        # Zones of this group, or of the organization's hub (privateDnsZonesResourceGroupId).
+        assert zone_id.startswith(
+            "[resourceId(variables('privateDnsZonesSubscriptionId'), "
+            "variables('privateDnsZonesResourceGroup'), 'Microsoft.Network/privateDnsZones', "
+        )
+        assert {"privateDnsZones", "privateDnsZoneLinks"} <= set(group["dependsOn"])
+
+
+def test_the_zones_are_created_and_linked_to_the_clusters_vnets_unless_a_hub_has_them(
+    template,
+) -> None:
+    variables = template["variables"]
+    assert variables["createPrivateDnsZones"] == (
+        "[and(variables('private'), empty(parameters('privateDnsZonesResourceGroupId')))]"
+    )
+    zones = only(template, "Microsoft.Network/privateDnsZones")
+    assert zones["condition"] == "[variables('createPrivateDnsZones')]"
+    assert zones["location"] == "global"
+    assert zones["copy"]["count"] == "[length(variables('privateDnsZones'))]"
+    links = only(template, "Microsoft.Network/privateDnsZones/virtualNetworkLinks")
+    assert links["condition"] == "[variables('createPrivateDnsZones')]"
+    assert links["copy"]["count"] == (
+        "[mul(length(variables('privateDnsZones')), "
+        "length(parameters('privateDnsVirtualNetworkIds')))]"
+    )
+    assert links["properties"]["registrationEnabled"] is False
+    assert "privateDnsVirtualNetworkIds" in links["properties"]["virtualNetwork"]["id"]
+
+
+def test_the_app_knows_where_its_role_is_assigned_and_its_configuration_agrees(template) -> None:
+    # MOVER_ROLE_SCOPES is the template's list of cluster resource group ids, as JSON text;
+    # the mover refuses a cluster outside it (mover/config.py).
+    setting = app_settings(template)["MOVER_ROLE_SCOPES"]
+    assert setting == "[string(variables('clusterResourceGroupIds'))]"
+    (loop,) = template["variables"]["copy"]
+    assert loop["name"] == "clusterResourceGroupIds"
+    # What string() of that array gives for the example's subscription and group.
+    sub = "22222222-2222-2222-2222-222222222222"
+    scopes = json.dumps([f"/subscriptions/{sub}/resourceGroups/TestGroup1"])
+    config = {
+        "subscriptionId": sub,
+        "auth": {
+            "tenantId": "00000000-0000-0000-0000-000000000000",
+            "audience": "api://x",
+            "issuer": "https://sts.windows.net/00000000-0000-0000-0000-000000000000/",
+        },
+        "clusters": [
+            {
+                "name": "ha1",
+                "resourceGroup": "TestGroup1",
+                "members": [
+                    {
+                        "name": "server01",
+                        "vmResourceId": f"/subscriptions/{sub}/resourceGroups/TestGroup1/providers"
+                        "/Microsoft.Compute/virtualMachines/server01",
+                        "principalId": "33333333-3333-3333-3333-333333333333",
+                    }
+                ],
+                "ips": [{"address": "10.5.0.110", "ipConfigName": "ipconfig2"}],
+            }
+        ],
+    }
+    env = {"MOVER_CONFIG": json.dumps(config), "MOVER_ROLE_SCOPES": scopes}
+    assert [c.name for c in load_config(env).clusters] == ["ha1"]
+
+
+# --- zone redundancy ----------------------------------------------------------------------------
+
+
+def test_storage_is_zone_redundant_by_default_and_the_plan_on_request(template) -> None:
+    assert template["parameters"]["storageSku"]["defaultValue"] == "Standard_ZRS"
+    assert template["parameters"]["zoneRedundant"]["defaultValue"] is False
+    plan = only(template, "Microsoft.Web/serverfarms")
+    assert plan["properties"]["zoneRedundant"] == "[parameters('zoneRedundant')]"
+
+
+# --- alerts on the per-move telemetry (docs/operations.md) -------------------------------------
+
+
+def _rules(template) -> dict[str, dict[str, Any]]:
+    return {rule["name"]: rule for rule in template["variables"]["alertRules"]}
+
+
+def test_alert_rules_watch_failed_moves_throttling_and_the_configuration(template) -> None:
+    rules = _rules(template)
+    assert set(rules) == {"failed-moves", "arm-throttling", "not-configured"}
+    loop = only(template, "Microsoft.Insights/scheduledQueryRules")
+    assert loop["condition"] == "[parameters('enableAlerts')]"
+    assert loop["copy"]["count"] == "[length(variables('alertRules'))]"
+    properties = loop["properties"]
+    assert properties["scopes"] == [
+        "[resourceId('Microsoft.Insights/components', parameters('applicationInsightsName'))]"
+    ]
+    (criterion,) = properties["criteria"]["allOf"]
+    assert criterion["query"] == "[variables('alertRules')[copyIndex()].query]"
+    assert (criterion["timeAggregation"], criterion["operator"], criterion["threshold"]) == (
+        "Count",
+        "GreaterThan",
+        0,
+    )
+    assert properties["actions"] == {"actionGroups": "[variables('alertActionGroups')]"}
+    for rule in rules.values():
+        assert rule["severity"] in (0, 1, 2, 3, 4)
+
+
+def test_alert_queries_read_the_telemetry_line_the_app_writes(template) -> None:
+    # The prefix, the offset of the JSON and every field the queries name come from the app.
+    fields = move_telemetry(
+        {
+            "requestId": "r",
+            "ip": "10.5.0.110",
+            "action": "acquire",
+            "cluster": "ha1",
+            "status": "failed",
+            "createdAt": "2026-01-01T00:00:00.000Z",
+            "finishedAt": "2026-01-01T00:00:01.000Z",
+        },
+        ArmTally(),
+        force=False,
+    )
+    line = fields.line()
+    for name in ("failed-moves", "arm-throttling"):
+        query = _rules(template)[name]["query"]
+        prefix = re.search(r'message startswith "([^"]+)"', query).group(1)
+        assert line.startswith(prefix) and prefix == MOVE_EVENT + " {"
+        offset = int(re.search(r"substring\(message, (\d+)\)", query).group(1))
+        assert json.loads(line[offset:]) == fields.to_dict()
+        for used in re.findall(r"\bm\.(\w+)", query):
+            assert used in fields.to_dict(), used
+
+
+def test_the_configuration_alert_matches_the_apps_error_line(template) -> None:
+    from mover.config import ConfigError
+
+    query = _rules(template)["not-configured"]["query"]
+    prefix = re.search(r'message startswith "([^"]+)"', query).group(1)
+    assert str(ConfigError(["x"])).startswith(prefix)
+
+
+def test_telemetry_traces_are_never_sampled_away() -> None:
+    # Application Insights samples by default; alerts and audit queries need every line.
+    host = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text())
+    sampling = host["logging"]["applicationInsights"]["samplingSettings"]
+    assert "Trace" in sampling["excludedTypes"].split(";")
+
+
+def test_an_email_address_gets_an_action_group_the_rules_notify(template) -> None:
+    group = only(template, "Microsoft.Insights/actionGroups")
+    assert group["condition"] == "[not(empty(parameters('alertEmailAddress')))]"
+    assert group["location"] == "Global"
+    assert len(group["properties"]["groupShortName"]) <= 12
+    assert "variables('actionGroupName')" in template["variables"]["alertActionGroups"]
+    assert "parameters('alertActionGroupIds')" in template["variables"]["alertActionGroups"]

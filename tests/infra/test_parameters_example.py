@@ -147,3 +147,59 @@ def test_a_value_for_a_secure_parameter_is_reported(parameters_example, template
     secure_template = json.loads(json.dumps(template))
     secure_template["parameters"]["moverConfig"]["type"] = "securestring"
     assert secrets_in(parameters_example, secure_template) == ["moverConfig"]
+
+
+# --- the private network the example asks for ------------------------------------------------
+
+SUBNET_ID = re.compile(
+    r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Network"
+    r"/virtualNetworks/([^/]+)/subnets/[^/]+",
+    re.IGNORECASE,
+)
+VNET_ID = re.compile(
+    r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Network/virtualNetworks/[^/]+",
+    re.IGNORECASE,
+)
+
+
+def network_problems(parameters: dict[str, Any], template: dict[str, Any]) -> list[str]:
+    """What a private deployment needs that the template cannot require by itself."""
+    given = {k: v["value"] for k, v in parameters["parameters"].items()}
+    mode = given.get("networkAccess", template["parameters"]["networkAccess"]["defaultValue"])
+    if mode != "Private":
+        return []
+    problems = []
+    for name in ("privateEndpointSubnetId", "appIntegrationSubnetId"):
+        if not SUBNET_ID.fullmatch(given.get(name) or ""):
+            problems.append(f"{name}: a subnet resource id is required in Private mode")
+    if given.get("privateEndpointSubnetId") == given.get("appIntegrationSubnetId"):
+        problems.append("appIntegrationSubnetId: must be its own (delegated) subnet")
+    if not given.get("privateDnsZonesResourceGroupId"):
+        links = given.get("privateDnsVirtualNetworkIds") or []
+        if not links or not all(VNET_ID.fullmatch(v) for v in links):
+            problems.append("privateDnsVirtualNetworkIds: the VNets to link the zones to")
+        outbound = SUBNET_ID.fullmatch(given.get("appIntegrationSubnetId") or "")
+        if outbound and not any(v.lower().endswith("/" + outbound.group(1).lower()) for v in links):
+            problems.append("privateDnsVirtualNetworkIds: must include the outbound subnet's VNet")
+    return problems
+
+
+def test_example_gives_what_the_private_network_needs(parameters_example, template) -> None:
+    assert parameters_example["parameters"]["networkAccess"]["value"] == "Private"
+    assert network_problems(parameters_example, template) == []
+
+
+def test_a_private_deployment_without_its_subnets_is_reported(parameters_example, template) -> None:
+    bad = broken(
+        parameters_example,
+        privateEndpointSubnetId=None,
+        appIntegrationSubnetId="",
+        privateDnsVirtualNetworkIds=[],
+    )
+    assert network_problems(bad, template) == [
+        "privateEndpointSubnetId: a subnet resource id is required in Private mode",
+        "appIntegrationSubnetId: a subnet resource id is required in Private mode",
+        "privateDnsVirtualNetworkIds: the VNets to link the zones to",
+    ]
+    public = broken(bad, networkAccess="Public")
+    assert network_problems(public, template) == []

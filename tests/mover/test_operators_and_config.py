@@ -10,7 +10,8 @@ import pytest
 import requests
 
 from emulator.launch import REPO_ROOT, start_service
-from emulator.stack import AUDIENCE
+from emulator.stack import AUDIENCE, start_stack
+from mover.access import NOT_CONFIGURED
 
 from .conftest import IP, NIC, OPERATOR, OPERATOR_ROLE, Mover
 
@@ -27,7 +28,7 @@ def test_an_operator_moves_the_ip_to_a_named_member(mover: Mover) -> None:
     assert record["status"] == "succeeded", record
     assert record["caller"] == {
         "member": "server02",
-        "vm": mover.stack.config["clusters"][0]["members"][1]["vmId"],
+        "vm": mover.stack.config["clusters"][0]["members"][1]["vmResourceId"],
         "byOperator": True,
     }
     assert mover.holders() == [NIC["server02"]]
@@ -92,16 +93,57 @@ def test_a_broken_configuration_is_reported_with_every_reason(tmp_path: Path) ->
         api = f"{host.info['url']}/api/v1"
         health = requests.get(f"{api}/health", timeout=10)
         assert health.status_code == 503
-        message = health.json()["error"]["message"]
+        # Anonymous callers learn that it is broken, not what the configuration holds;
+        # the app's log has every reason.
+        assert health.json()["error"] == {"code": "not_configured", "message": NOT_CONFIGURED}
+        logged = (tmp_path / "host.log").read_text(errors="replace")
         for problem in ("auth.tenantId", "clusters[0].members", "clusters[0].ips"):
-            assert problem in message
+            assert problem in logged
         r = requests.post(
             f"{api}/ips/{IP}/acquire", json={"requestId": str(uuid.uuid4())}, timeout=10
         )
         assert r.status_code == 503
-        assert r.json()["error"]["code"] == "not_configured"
+        assert r.json()["error"] == {"code": "not_configured", "message": NOT_CONFIGURED}
     finally:
         host.stop()
+
+
+def test_a_cluster_where_the_app_has_no_role_is_refused_and_only_operators_see_why(
+    tmp_path: Path,
+) -> None:
+    # The template tells the app where its role is assigned (MOVER_ROLE_SCOPES); the
+    # cluster's group is not among them, as for a cluster in another subscription.
+    elsewhere = "/subscriptions/11111111-2222-4333-8444-555555555555/resourceGroups/Other"
+    stack = start_stack(tmp_path, host_settings={"MOVER_ROLE_SCOPES": json.dumps([elsewhere])})
+    try:
+        api = stack.api
+        operator = stack.control.user_token(AUDIENCE, oid=OPERATOR, roles=[OPERATOR_ROLE])
+        not_operator = stack.control.user_token(AUDIENCE, oid=OPERATOR)
+
+        anonymous = requests.get(f"{api}/health", timeout=10)
+        plain = requests.get(
+            f"{api}/health", headers={"Authorization": f"Bearer {not_operator}"}, timeout=10
+        )
+        detailed = requests.get(
+            f"{api}/health", headers={"Authorization": f"Bearer {operator}"}, timeout=10
+        )
+        move = requests.post(
+            f"{api}/ips/{IP}/acquire",
+            json={"requestId": str(uuid.uuid4())},
+            headers={"Authorization": f"Bearer {stack.vm_token('server01')}"},
+            timeout=10,
+        )
+
+        for r in (anonymous, plain, move):
+            assert r.status_code == 503
+            assert r.json()["error"] == {"code": "not_configured", "message": NOT_CONFIGURED}
+        assert detailed.status_code == 503
+        message = detailed.json()["error"]["message"]
+        group = stack.config["clusters"][0]["resourceGroup"].lower()
+        assert "the app's role is not assigned on" in message and group in message
+        assert [r for r in stack.control.requests() if r.method == "PUT"] == []
+    finally:
+        stack.stop()
 
 
 def _held_by_a_detached_nic(mover: Mover) -> dict:

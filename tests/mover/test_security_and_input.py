@@ -73,7 +73,7 @@ def test_an_identity_that_is_no_member_is_403(untouched: Mover) -> None:
 
 
 def test_a_token_naming_another_vm_is_403(untouched: Mover) -> None:
-    other_vm = untouched.stack.config["clusters"][0]["members"][1]["vmId"]
+    other_vm = untouched.stack.config["clusters"][0]["members"][1]["vmResourceId"]
     r = _post_raw(untouched, _minted(untouched, xms_mirid=other_vm))
     assert r.status_code == 403
 
@@ -213,10 +213,10 @@ def _log_lines(mover: Mover) -> list[str]:
     return (mover.stack.state_dir / "host.log").read_text(errors="replace").splitlines()
 
 
-def _only_inside(lines: list[str], forged: str, marker: str) -> bool:
-    """``forged`` shows (its start at least), and only within lines that hold ``marker``."""
+def _only_inside(lines: list[str], forged: str, *markers: str) -> bool:
+    """``forged`` shows (its start at least), and only within lines that hold a ``marker``."""
     holding = [line for line in lines if forged[:15] in line]
-    return bool(holding) and all(marker in line for line in holding)
+    return bool(holding) and all(any(m in line for m in markers) for line in holding)
 
 
 @pytest.mark.parametrize("separator", ["\n", "\r\n", "\r", "\u2028", "\x85", "\x0b"])
@@ -251,4 +251,5 @@ def test_the_requests_context_cannot_forge_a_log_line(mover: Mover) -> None:
 
     assert r.status_code == 202, r.text
     mover.wait(r.json()["requestId"], "server01")
-    assert _only_inside(_log_lines(mover), forged, "queued request=")
+    # The event is in the queued line and, JSON-escaped, in the request's telemetry line.
+    assert _only_inside(_log_lines(mover), forged, "queued request=", "ipmover.move {")

@@ -92,7 +92,7 @@ MEMBERS = {
 
 def member_dict(name: str) -> dict[str, str]:
     m = MEMBERS[name]
-    return {"name": m.name, "vmId": m.vm_id, "principalId": m.principal_id}
+    return {"name": m.name, "vmResourceId": m.vm_id, "principalId": m.principal_id}
 
 
 def config_dict() -> dict[str, Any]:

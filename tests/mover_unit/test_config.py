@@ -179,7 +179,7 @@ def test_every_problem_is_reported_at_once_with_its_field_path():
     raw["auth"]["issuer"] = "http://sts.example/"
     raw["arm"] = {"endpoint": "http://management.local"}
     raw["limits"] = {"lockLeaseSeconds": -1}
-    raw["clusters"][0]["members"][1]["vmId"] = "/subscriptions/x/resourceGroups/y"
+    raw["clusters"][0]["members"][1]["vmResourceId"] = "/subscriptions/x/resourceGroups/y"
     raw["clusters"][1]["ips"][0]["address"] = "8.8.8.8"
 
     assert problems_of(raw) == [
@@ -187,7 +187,7 @@ def test_every_problem_is_reported_at_once_with_its_field_path():
         "auth.issuer: must be an https URL",
         "arm.endpoint: must be an https URL",
         "limits.lockLeaseSeconds: must be a positive number",
-        "clusters[0].members[1].vmId: must be a virtual machine resource id",
+        "clusters[0].members[1].vmResourceId: must be a virtual machine resource id",
         "clusters[1].ips[0].address: 8.8.8.8 is not a private address",
     ]
 
@@ -412,12 +412,16 @@ def test_a_subscription_is_required_here_or_at_the_top():
         ("name", "", "clusters[0].members[1].name: required"),
         ("name", "server 02", "clusters[0].members[1].name: required"),
         (
-            "vmId",
+            "vmResourceId",
             "/subscriptions/x/resourceGroups/TestGroup1/providers/"
             "Microsoft.Network/networkInterfaces/server02-nic",
-            "clusters[0].members[1].vmId: must be a virtual machine resource id",
+            "clusters[0].members[1].vmResourceId: must be a virtual machine resource id",
         ),
-        ("vmId", None, "clusters[0].members[1].vmId: must be a virtual machine resource id"),
+        (
+            "vmResourceId",
+            None,
+            "clusters[0].members[1].vmResourceId: must be a virtual machine resource id",
+        ),
         (
             "principalId",
             "server02",
@@ -461,13 +465,121 @@ def test_two_members_may_not_name_the_same_nic():
 
 def test_member_with_several_bad_fields_reports_each():
     raw = config_dict()
-    raw["clusters"][0]["members"][0] = {"name": "", "vmId": "vm", "principalId": "p"}
+    raw["clusters"][0]["members"][0] = {"name": "", "vmResourceId": "vm", "principalId": "p"}
 
     assert problems_of(raw) == [
         "clusters[0].members[0].name: required",
-        "clusters[0].members[0].vmId: must be a virtual machine resource id",
+        "clusters[0].members[0].vmResourceId: must be a virtual machine resource id",
         "clusters[0].members[0].principalId: must be the VM identity's object id (GUID)",
     ]
+
+
+def test_the_old_name_vm_id_is_still_read():
+    raw = config_dict()
+    member = raw["clusters"][0]["members"][0]
+    member["vmId"] = member.pop("vmResourceId")
+
+    assert parse_config(raw).clusters[0].members[0].vm_id == MEMBERS["server01"].vm_id
+
+
+def test_both_names_with_one_value_are_fine_and_different_values_are_refused():
+    raw = config_dict()
+    raw["clusters"][0]["members"][0]["vmId"] = MEMBERS["server01"].vm_id
+    assert parse_config(raw).clusters[0].members[0].vm_id == MEMBERS["server01"].vm_id
+
+    raw["clusters"][0]["members"][0]["vmId"] = MEMBERS["server02"].vm_id
+
+    assert problems_of(raw) == [
+        "clusters[0].members[0]: vmResourceId and vmId (its old name) differ; give one"
+    ]
+
+
+@pytest.mark.parametrize("field", ["vmResourceId", "vmId"])
+def test_a_vm_guid_pasted_as_the_vm_is_refused_with_what_to_give(field):
+    raw = config_dict()
+    member = raw["clusters"][0]["members"][1]
+    del member["vmResourceId"]
+    member[field] = "6f0ce5c1-4d5e-4f3a-9b2c-8e7d6a5b4c3d"
+
+    (problem,) = problems_of(raw)
+
+    assert problem.startswith(f"clusters[0].members[1].{field}: 6f0ce5c1-")
+    assert "is a VM's GUID (Azure's vmId), not its resource id" in problem
+    assert "az vm show --query id" in problem
+
+
+def _granted(*groups: str) -> tuple[str, ...]:
+    return tuple(f"/subscriptions/{sub}/resourcegroups/{rg}".lower() for sub, rg in groups)
+
+
+def test_clusters_in_the_groups_the_role_was_assigned_on_are_accepted():
+    scopes = _granted((SUB1, "TestGroup1"), (SUB2, "TestGroup2"))
+
+    assert len(parse_config(config_dict(), scopes).clusters) == 2
+
+
+def test_a_cluster_outside_the_groups_the_role_was_assigned_on_is_refused():
+    # The template grants only in its own subscription: cluster2 (SUB2) has no role.
+    scopes = _granted((SUB1, "TestGroup1"))
+
+    (problem,) = problems_of_granted(config_dict(), scopes)
+
+    assert problem.startswith("cluster cluster2: the app's role is not assigned on ")
+    assert f"/subscriptions/{SUB2}/resourcegroups/testgroup2".lower() in problem
+    assert "another subscription needs a deployment there" in problem
+
+
+def test_a_member_vm_or_nic_outside_the_granted_groups_is_refused():
+    raw = config_dict()
+    raw["clusters"] = raw["clusters"][:1]
+    raw["clusters"][0]["members"][1]["nicId"] = NIC1.replace("TestGroup1", "NetGroup")
+    scopes = _granted((SUB1, "TestGroup1"))
+
+    (problem,) = problems_of_granted(raw, scopes)
+
+    assert f"/subscriptions/{SUB1}/resourcegroups/netgroup".lower() in problem
+
+
+def problems_of_granted(raw: Any, scopes: tuple[str, ...]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, scopes)
+    return caught.value.problems
+
+
+def test_load_config_reads_the_role_scopes_setting():
+    scopes = json.dumps([f"/subscriptions/{SUB1}/resourceGroups/TestGroup1"])
+    env = {"MOVER_CONFIG": json.dumps(config_dict()), "MOVER_ROLE_SCOPES": scopes}
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(env)
+
+    assert [p.split(":")[0] for p in caught.value.problems] == ["cluster cluster2"]
+
+
+@pytest.mark.parametrize("text", ["[1]", "{}", "not json", '["/subscriptions/x"]'])
+def test_a_malformed_role_scopes_setting_is_refused(text):
+    env = {"MOVER_CONFIG": json.dumps(config_dict()), "MOVER_ROLE_SCOPES": text}
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(env)
+
+    assert caught.value.problems == [
+        "MOVER_ROLE_SCOPES: must be a JSON array of resource group ids"
+    ]
+
+
+def test_a_config_error_carries_the_auth_settings_when_they_alone_are_valid():
+    raw = config_dict()
+    raw["clusters"][0]["ips"] = []
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+
+    assert caught.value.auth is not None and caught.value.auth.audience == AUDIENCE
+    raw["auth"]["tenantId"] = "nope"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    assert caught.value.auth is None
 
 
 def test_member_that_is_not_an_object_is_refused():
@@ -479,7 +591,7 @@ def test_member_that_is_not_an_object_is_refused():
 
 def test_vm_id_is_matched_case_insensitively():
     raw = config_dict()
-    raw["clusters"][0]["members"][0]["vmId"] = MEMBERS["server01"].vm_id.lower()
+    raw["clusters"][0]["members"][0]["vmResourceId"] = MEMBERS["server01"].vm_id.lower()
 
     assert parse_config(raw).clusters[0].members[0].vm_id == MEMBERS["server01"].vm_id.lower()
 
@@ -677,7 +789,7 @@ def test_non_finite_limits_are_refused(literal):
     ("where", "key"),
     [
         (("members", 0), "principalId"),
-        (("members", 0), "vmId"),
+        (("members", 0), "vmResourceId"),
         (("members", 0), "name"),
         (("ips", 0), "ipConfigName"),
     ],

@@ -426,12 +426,12 @@ def test_request_carries_the_clusters_member_vms(config):
 def test_request_carries_the_nics_the_configuration_names_for_members():
     raw = config_dict()
     named = raw["clusters"][0]["members"][1]
-    named["nicId"] = named["vmId"].replace(
+    named["nicId"] = named["vmResourceId"].replace(
         "Microsoft.Compute/virtualMachines/server02", "Microsoft.Network/networkInterfaces/nic2"
     )
     request = build(parse_config(raw))
 
-    assert request.member_nic_ids == {named["vmId"]: named["nicId"]}
+    assert request.member_nic_ids == {named["vmResourceId"]: named["nicId"]}
     assert MoveRequest.from_dict(json.loads(json.dumps(request.to_dict()))) == request
     legacy = request.to_dict()
     del legacy["member_nic_ids"]

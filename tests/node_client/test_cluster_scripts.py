@@ -103,6 +103,57 @@ def test_a_failing_move_fails_the_script_with_the_reason(
     assert f"{script}: {action} failed with exit code 11" in result.stdout
 
 
+def test_break_glass_starts_when_the_ip_was_put_here_by_hand(
+    tmp_path: Path, config: Path, azure: State
+) -> None:
+    # The mover refuses (here: 403); the operator moved the IP to this VM with az.
+    azure.member = False
+    azure.holder, azure.visible = THIS_NIC, {CLUSTER_IP: 0.0}
+    glass = tmp_path / "break-glass"
+
+    without = ecx("start.sh", config, **CLP_ENV, IPMOVER_BREAK_GLASS_FILE=str(glass))
+    glass.touch()
+    broken = ecx("start.sh", config, **CLP_ENV, IPMOVER_BREAK_GLASS_FILE=str(glass))
+
+    assert without.returncode == 11
+    assert broken.returncode == 0, broken.stdout + broken.stderr
+    assert "BREAK GLASS" in broken.stdout and "acquire failed with exit code 11" in broken.stdout
+
+
+def test_break_glass_never_starts_where_the_ip_is_not(
+    tmp_path: Path, config: Path, azure: State
+) -> None:
+    azure.member = False
+    azure.holder = OTHER_NIC
+    glass = tmp_path / "break-glass"
+    glass.touch()
+
+    result = ecx("start.sh", config, **CLP_ENV, IPMOVER_BREAK_GLASS_FILE=str(glass))
+
+    assert result.returncode == 11
+    assert "BREAK GLASS" not in result.stdout
+
+
+def test_break_glass_stops_only_when_the_ip_is_surely_gone(
+    tmp_path: Path, server: FakeServer, config: Path, azure: State
+) -> None:
+    azure.member = False
+    glass = tmp_path / "break-glass"
+    glass.touch()
+    env = {**CLP_ENV, "CLP_EVENT": "STOP", "IPMOVER_BREAK_GLASS_FILE": str(glass)}
+
+    gone = ecx("stop.sh", config, **env)
+    azure.holder, azure.visible = THIS_NIC, {CLUSTER_IP: 0.0}
+    still_here = ecx("stop.sh", config, **env)
+    azure.holder, azure.visible = None, {}
+    azure.network_script = [400]  # instance metadata cannot tell
+    unknown = ecx("stop.sh", config, **env)
+
+    assert gone.returncode == 0 and "stop.sh: BREAK GLASS" in gone.stdout
+    assert still_here.returncode == 11
+    assert unknown.returncode == 11
+
+
 def test_scripts_without_the_client_fail_clearly(config: Path, azure: State) -> None:
     for script in ("start.sh", "stop.sh", "monitor.sh"):
         result = ecx(script, config, IPMOVER="/nonexistent/ipmover")
