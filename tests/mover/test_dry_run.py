@@ -34,15 +34,16 @@ def dry_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         config = running.config
         cluster = config["clusters"][0]
         base = cluster["members"][0]["vmResourceId"].rsplit("/providers/", 1)[0]
+        vms = f"{base}/providers/Microsoft.Compute/virtualMachines"
         cluster["members"] += [
             {
                 "name": GHOST_VM,
-                "vmResourceId": f"{base}/providers/Microsoft.Compute/virtualMachines/{GHOST_VM}",
+                "vmResourceId": f"{vms}/{GHOST_VM}",
                 "principalId": "9a0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d",
             },
             {
                 "name": LOST_NIC_MEMBER,
-                "vmResourceId": f"{base}/providers/Microsoft.Compute/virtualMachines/{LOST_NIC_MEMBER}",
+                "vmResourceId": f"{vms}/{LOST_NIC_MEMBER}",
                 "principalId": "8a0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d",
                 "nicId": f"{base}/providers/Microsoft.Network/networkInterfaces/gone-nic",
             },

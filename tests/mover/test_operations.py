@@ -55,7 +55,8 @@ def test_a_takeover_logs_one_line_with_the_moves_fields(mover: Mover) -> None:
     )
     assert fields["fromNics"] == [NIC["server01"]] and fields["toNic"] == NIC["server02"]
     # A remove and an add, each one NIC write.
-    assert fields["armWrites"] == 2 and fields["armReads"] >= 2
+    # One read of the members (find the holder); the verification is the updates' answers.
+    assert fields["armWrites"] == 2 and fields["armReads"] == 1
     assert fields["armThrottled"] == 0 and fields["armRetries"] == 0
     assert fields["createdAt"] == record["createdAt"]
     assert fields["finishedAt"] == record["finishedAt"]
