@@ -415,16 +415,7 @@ class MoveRun:
             outcome = yield self.context.call_activity(
                 UPDATE_NIC,
                 {
-                    "requestId": self.request.request_id,
-                    "subscriptionId": self.request.subscription_id,
-                    "nicId": change.nic_id,
-                    "change": {
-                        "kind": change.kind,
-                        "nic_id": change.nic_id,
-                        "nic_name": change.nic_name,
-                    },
-                    "address": self.request.ip,
-                    "ipConfigName": self.request.ip_config_name,
+                    **self._change_input(change),
                     # The activity writes only while the lease surely holds: a
                     # delayed activity of a holder overtaken meanwhile never writes.
                     "writeBy": self.lease_until - self.limits.lock_lease_seconds / 4,
@@ -454,6 +445,17 @@ class MoveRun:
             self._publish()
         return False, NicView.from_dict(final) if final else None
 
+    def _change_input(self, change: Change) -> dict[str, Any]:
+        """What the update and the wait for it both get: the change and whose it is."""
+        return {
+            "requestId": self.request.request_id,
+            "subscriptionId": self.request.subscription_id,
+            "nicId": change.nic_id,
+            "change": {"kind": change.kind, "nic_id": change.nic_id, "nic_name": change.nic_name},
+            "address": self.request.ip,
+            "ipConfigName": self.request.ip_config_name,
+        }
+
     def _wait_for_update(self, change: Change, update: dict[str, Any]) -> Steps:
         """Follow the NIC update to its end: ``(None, nic)`` when it succeeded (the NIC
         as read then), else ``(error, None)``.
@@ -477,16 +479,7 @@ class MoveRun:
             outcome = yield self.context.call_activity(
                 WAIT_FOR_NIC_UPDATE,
                 {
-                    "requestId": self.request.request_id,
-                    "subscriptionId": self.request.subscription_id,
-                    "nicId": change.nic_id,
-                    "change": {
-                        "kind": change.kind,
-                        "nic_id": change.nic_id,
-                        "nic_name": change.nic_name,
-                    },
-                    "address": self.request.ip,
-                    "ipConfigName": self.request.ip_config_name,
+                    **self._change_input(change),
                     "operationUrl": update.get("operationUrl"),
                     "budgetSeconds": budget,
                     **({"answeredAt": answered_at} if answered_at is not None else {}),

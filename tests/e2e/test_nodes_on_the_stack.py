@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,25 +42,26 @@ def _topology_with_an_outsider() -> dict:
     return topology
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def start_outsider_stack(state: Path, limits: dict[str, Any] | None = None) -> LocalStack:
     """The mover on the local Azure, with server03 outside the cluster."""
-    state = tmp_path_factory.mktemp("nodes")
     topology = state / "topology.json"
     topology.write_text(json.dumps(_topology_with_an_outsider()))
     # Every setting comes from IPMOVER_* variables; the file only has to exist.
     (state / "ipmover.conf").write_text("[ipmover]\n")
-    running = start_stack(
+    return start_stack(
         state,
         topology=str(topology),
         azure_args=FAST_AZURE,
-        limits=FAST_LIMITS,
+        limits=limits or FAST_LIMITS,
         **FAST_POLLS,
     )
-    try:
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The mover on the local Azure, with server03 outside the cluster."""
+    with start_outsider_stack(tmp_path_factory.mktemp("nodes")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from emulator.launch import REPO_ROOT, start_service
-from emulator.stack import AUDIENCE, LocalStack, start_stack
-from tests.mover.conftest import FAST_AZURE, FAST_LIMITS, FAST_POLLS, NIC, Mover
+from emulator.stack import AUDIENCE, LocalStack
+from tests.mover.conftest import FAST_LIMITS, NIC, Mover
 
-from .test_nodes_on_the_stack import _topology_with_an_outsider
+from .test_nodes_on_the_stack import start_outsider_stack
 
 IP = "10.5.0.110"
 CLIENT = REPO_ROOT / "node_client" / "ipmover.py"
@@ -36,20 +36,9 @@ WINDOW = 20.0
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The mover on the local Azure, with server03 outside the cluster."""
     state = tmp_path_factory.mktemp("operations")
-    topology = state / "topology.json"
-    topology.write_text(json.dumps(_topology_with_an_outsider()))
-    (state / "ipmover.conf").write_text("[ipmover]\n")
-    running = start_stack(
-        state,
-        topology=str(topology),
-        azure_args=FAST_AZURE,
-        limits={**FAST_LIMITS, "splitBrainWindowSeconds": WINDOW},
-        **FAST_POLLS,
-    )
-    try:
+    limits = {**FAST_LIMITS, "splitBrainWindowSeconds": WINDOW}
+    with start_outsider_stack(state, limits) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
