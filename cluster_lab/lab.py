@@ -41,6 +41,7 @@ from cluster_lab.network import (
     CLIENT_ADDRESS,
     FUNCTION_ADDRESS,
     LabNetwork,
+    die_with_parent,
     remove_stale,
 )
 from cluster_lab.pacemaker import Cluster, wait_for
@@ -255,6 +256,7 @@ def _start_fabric(lab: Lab, stack: LocalStack) -> None:
         [sys.executable, "-m", "cluster_lab.fabric", str(path)],
         stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
         cwd=str(REPO_ROOT), env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        preexec_fn=die_with_parent,
     )  # fmt: skip
     log.close()
     assert lab.fabric.stdout is not None
@@ -310,6 +312,7 @@ def start_lab(stack: LocalStack, directory: Path, token_ms: int = 1000) -> Lab:
              f"http://{VIP}/", str(lab.probe_file)],
             stdin=subprocess.DEVNULL, stderr=(directory / "prober.log").open("a"),
             cwd=str(REPO_ROOT), env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            preexec_fn=die_with_parent,
         )  # fmt: skip
         lab.wait_answering("server01", timeout=30)
     except BaseException:

@@ -18,8 +18,10 @@ leftovers of a dead run from a live one (``remove_stale``).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
+import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ __all__ = [
     "GATEWAY",
     "Attachment",
     "LabNetwork",
+    "die_with_parent",
     "remove_stale",
     "run",
 ]
@@ -41,6 +44,7 @@ SUBNET = "10.5.0.0/24"
 CLIENT_ADDRESS = "10.5.0.50"
 # The Function app's private endpoint, in a subnet of its own as Azure places them.
 FUNCTION_ADDRESS = "10.5.1.4"
+_PR_SET_PDEATHSIG = 1
 _NAME_RE = re.compile(rf"^{PREFIX}(\d+)-")
 
 
@@ -52,6 +56,14 @@ def run(
     if check and result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)}: {result.returncode} {result.stderr.strip()}")
     return result
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for the lab's long-running children: the kernel kills them when the
+    process that started them dies, even by SIGKILL, when no ``finally`` or ``atexit`` runs
+    (a node's ``unshare --kill-child`` then takes its whole PID namespace with it)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def remove_stale() -> list[str]:

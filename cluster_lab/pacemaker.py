@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from cluster_lab.network import LabNetwork, run
+from cluster_lab.network import LabNetwork, die_with_parent, run
 
 __all__ = ["CLUSTER_NAME", "Cluster", "NodeProcess", "wait_for"]
 
@@ -134,6 +134,7 @@ class Cluster:
              "bash", str(NODE_INIT), node, str(self.directory / node), str(self.install_dir)],
             stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+            preexec_fn=die_with_parent,
         )  # fmt: skip
         console.close()
         started = NodeProcess(node, process)
