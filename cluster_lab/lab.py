@@ -43,6 +43,7 @@ from cluster_lab.network import (
     LabNetwork,
     die_with_parent,
     remove_stale,
+    run,
 )
 from cluster_lab.pacemaker import Cluster, wait_for
 from cluster_lab.prober import Probe, read_probes
@@ -103,6 +104,7 @@ class Lab:
     prober: subprocess.Popen[bytes] | None = None
     probe_file: Path = field(default_factory=Path)
     events_file: Path = field(default_factory=Path)
+    nic_of: dict[str, str] = field(default_factory=dict)  # vm -> its NIC's name in ARM
     http: requests.Session = field(default_factory=requests.Session)
     _closed: bool = False
 
@@ -129,6 +131,7 @@ class Lab:
 
     def holders(self) -> list[tuple[str, str]]:
         """(NIC, provisioningState) of each NIC holding the VIP in the local ARM."""
+        # Read through the local ARM's control API: the same NICs the mover reads.
         found = []
         for nic in self.stack.control.nics():
             props = nic["properties"]
@@ -136,6 +139,11 @@ class Lab:
                 if config["properties"].get("privateIPAddress") == VIP:
                     found.append((nic["name"], props["provisioningState"]))
         return found
+
+    def os_has_vip(self, vm: str) -> bool:
+        """Whether ``vm``'s OS has the VIP configured (what IPaddr2 does), ARM aside."""
+        shown = run(["ip", "-n", self.network.netns(vm), "-4", "addr", "show", "dev", "eth0"])
+        return f"inet {VIP}/" in shown.stdout
 
     def history(self, limit: int = 20) -> list[dict[str, Any]]:
         """The VIP's audit records from the mover's API, newest first (as a member reads)."""
@@ -291,6 +299,7 @@ def start_lab(stack: LocalStack, directory: Path, token_ms: int = 1000) -> Lab:
         topology = stack.control.topology()
         for vm in topology["vms"]:
             if vm["name"] in NODES:
+                lab.nic_of[vm["name"]] = vm["nics"][0]["name"]
                 primary = vm["nics"][0]["ip_configurations"][0]["private_ip"]
                 lab.network.attach(vm["name"], primary)
         lab.network.pin(lab.network.attach("client", CLIENT_ADDRESS))

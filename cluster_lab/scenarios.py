@@ -107,7 +107,7 @@ def _settled(lab: Lab, expected: str | None, since: float) -> str | None:
     if node is None or (expected is not None and node != expected):
         return None
     holders = lab.holders()
-    if len(holders) != 1 or holders[0][1] != "Succeeded" or not holders[0][0].startswith(node):
+    if holders != [(lab.nic_of[node], "Succeeded")]:
         return None
     events = lab.fabric_events()
     if not events or events[-1]["vm"] != node:
@@ -217,7 +217,7 @@ def partition(lab: Lab) -> ScenarioResult:
     lab.network.partition("server01", "server02", True)
     try:
         wait_for(
-            lambda: [h for h in lab.holders() if h[0].startswith("server02")],
+            lambda: (lab.nic_of["server02"], "Succeeded") in lab.holders(),
             60,
             "server02 to take the IP during the partition",
             0.2,

@@ -33,6 +33,10 @@ def _assert_ends_on(lab: Lab, result: ScenarioResult, node: str) -> None:
     assert result.final_node == node
     assert lab.holders() == [(NIC[node], "Succeeded")]
     assert lab.group_on() == node
+    for other in NIC:
+        up = lab.cluster is not None and lab.cluster.processes[other].init_pid() is not None
+        if other != node and up:
+            assert not lab.os_has_vip(other), f"{other}'s IPaddr2 must have stopped"
     assert result.outage.failed_requests > 0
     first_good = result.outage.first_good
     assert first_good is not None and first_good.node == node
