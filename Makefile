@@ -18,7 +18,7 @@ PURELIB := import sysconfig; print(sysconfig.get_paths()["purelib"])
 DEB_PACKAGES := resource-agents libxml2-utils shellcheck time pacemaker pacemaker-cli-utils corosync
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench lint format venv system-deps clean package
+.PHONY: demo demo-pacemaker test bench lint format venv system-deps clean package
 
 venv: $(STAMP)
 
@@ -62,6 +62,10 @@ format: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m demo
+
+# One failover of a real Pacemaker cluster (namespaces on this machine, root), as its client saw it.
+demo-pacemaker: system-deps $(STAMP)
+	$(PY) -m demo.pacemaker
 
 # Benchmarks against the vendor scripts; writes docs/benchmarks.md (BENCH_ARGS=--quick).
 bench: system-deps $(STAMP)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from cluster_lab.network import LabNetwork, die_with_parent, run
+from cluster_lab.network import GATEWAY, LabNetwork, die_with_parent, run
 
 __all__ = ["CLUSTER_NAME", "Cluster", "NodeProcess", "wait_for"]
 
@@ -126,7 +126,23 @@ class Cluster:
     # -- node lifecycle -----------------------------------------------------------------
 
     def start(self, node: str) -> NodeProcess:
-        """Boot ``node``: fresh /run, /tmp, /dev/shm; its disk (CIB, logs) kept."""
+        """Boot ``node``: fresh /run, /tmp, /dev/shm; its disk (CIB, logs) kept.
+
+        The network namespace outlives a crashed node, so a boot also does what a VM's boot
+        does to its network: eth0 up with its primary address only (an address IPaddr2 had
+        added before the crash is gone).
+        """
+        netns = self.network.netns(node)
+        primary = self.network.attachments[node].address
+        run(["ip", "-n", netns, "link", "set", "eth0", "up"])
+        for line in run(
+            ["ip", "-n", netns, "-4", "-o", "addr", "show", "dev", "eth0"]
+        ).stdout.splitlines():
+            address = line.split()[3]
+            if address.split("/")[0] != primary:
+                run(["ip", "-n", netns, "addr", "del", address, "dev", "eth0"])
+        if not run(["ip", "-n", netns, "route", "show", "default"]).stdout.strip():
+            run(["ip", "-n", netns, "route", "add", "default", "via", GATEWAY])
         console = (self.directory / f"{node}.console").open("ab")
         process = subprocess.Popen(
             [*self.network.exec_argv(node), "unshare", "--mount", "--uts", "--pid", "--fork",
@@ -143,8 +159,11 @@ class Cluster:
         return started
 
     def crash(self, node: str) -> None:
-        """Kill every process of ``node`` at once (SIGKILL to its PID namespace's init)."""
+        """Kill every process of ``node`` at once (SIGKILL to its PID namespace's init), and
+        its network with it: a crashed VM's kernel does not answer either (the namespace's
+        would, refusing connections at once, kinder to clients than a dead VM)."""
         started = self.processes[node]
+        run(["ip", "-n", self.network.netns(node), "link", "set", "eth0", "down"])
         pid = started.init_pid()
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
