@@ -132,6 +132,18 @@ def markdown(figures: PacemakerFigures) -> str:
     for name, results in figures.runs.items():
         each = ", ".join(f"{r.outage.seconds:.2f} ({r.floor:.2f})" for r in results)
         lines.append(f"- {name}: {each}")
+    lines += [
+        "",
+        "Where the outage went (first run of each; the mover's time is from the request's "
+        "arrival to its end, NIC updates included; the cluster's is Pacemaker, the agent and "
+        "the node client before the request arrived; the last part is the client's wait "
+        "for instance metadata, `IPaddr2` and the service starting):",
+        "",
+    ]
+    for name, results in figures.runs.items():
+        if results:
+            parts = " → ".join(f"{what} {seconds:.2f} s" for what, seconds in results[0].timeline())
+            lines.append(f"- {name}: {parts}")
     lines += ["", "What the mover's audit history tells (first run of each):", ""]
     for name, results in figures.runs.items():
         if results:

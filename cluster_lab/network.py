@@ -133,6 +133,9 @@ class LabNetwork:
         # dropped, silently, as Azure drops traffic for an address no NIC holds (a dummy
         # device would do, but needs a kernel module that may be missing).
         run([*vnet, "link", "add", "discard", "type", "veth", "peer", "name", "discard-peer"])
+        # No ARP on it: a failed neighbour lookup would send ICMP "host unreachable" back,
+        # an answer Azure does not give.
+        run([*vnet, "link", "set", "discard", "arp", "off"])
         run([*vnet, "link", "set", "discard", "up"])
         run([*vnet, "addr", "add", f"{GATEWAY}/32", "dev", "lo"])
         run([*vnet, "addr", "add", "169.254.169.254/32", "dev", "lo"])

@@ -76,6 +76,25 @@ class ScenarioResult:
         first request, plus the NIC updates' own time."""
         return self.cluster_in_outage + self.nic_update_seconds
 
+    def timeline(self) -> list[tuple[str, float]]:
+        """Where the outage went: (what, seconds) from the client's last answer, through
+        each request of the cluster to the mover (its time there, and the cluster's time
+        before it), to the client's first answer after."""
+        last, first = self.outage.last_good, self.outage.first_good
+        if last is None or first is None:
+            return []
+        parts, at = [], last.end
+        for record in self.records:
+            created, finished = _timestamp(record["createdAt"]), _timestamp(record["finishedAt"])
+            if finished <= at or created >= first.end:
+                continue  # before the outage (e.g. a split brain's takeover) or after it
+            who = f"{record['action']} by {record['caller']['member']}"
+            parts.append((f"cluster until {who}", max(created - at, 0.0)))
+            parts.append((f"{who} in the mover", finished - max(created, at)))
+            at = finished
+        parts.append(("until the client's first answer", first.end - at))
+        return parts
+
 
 def measure_outage(probes: list[Probe], since: float, until: float) -> Outage:
     """The outage among the requests started in [``since``, ``until``]; the window's ends

@@ -3,11 +3,12 @@ outage is read from the client's requests. Run anywhere (no namespaces needed)."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from cluster_lab.fabric import Dataplane, VmPort, applied_routes
 from cluster_lab.prober import Probe
-from cluster_lab.scenarios import measure_outage
+from cluster_lab.scenarios import Outage, ScenarioResult, measure_outage
 
 PORTS = [
     VmPort("server01", "server01535", "v-server01", "aa:aa:aa:aa:aa:01", "http://127.0.0.1:1"),
@@ -96,3 +97,27 @@ def test_no_failed_request_is_no_outage() -> None:
 def test_failures_before_the_event_do_not_count() -> None:
     probes = [failed(0.0), ok(1.0, "server01"), ok(2.0, "server01")]
     assert measure_outage(probes, since=0.5, until=3.0).failed_requests == 0
+
+
+def test_the_timeline_splits_the_outage_between_cluster_mover_and_after() -> None:
+    def at(seconds: float) -> str:
+        return datetime.fromtimestamp(1000.0 + seconds, UTC).isoformat()
+
+    def record(action: str, vm: str, created: float, finished: float) -> dict[str, Any]:
+        return {"action": action, "caller": {"member": vm}, "createdAt": at(created),
+                "finishedAt": at(finished), "steps": []}  # fmt: skip
+
+    outage = Outage(ok(1000.0, "server01"), ok(1007.0, "server02"), 20)
+    result = ScenarioResult(
+        "switchover", 1000.0, outage, 0.5, 0.49, 4.0, "server02",
+        [record("release", "server01", 0.5, 2.5), record("acquire", "server02", 3.0, 5.0)],
+    )  # fmt: skip
+    parts = [(what, round(seconds, 2)) for what, seconds in result.timeline()]
+    assert parts == [
+        ("cluster until release by server01", 0.49),
+        ("release by server01 in the mover", 2.0),
+        ("cluster until acquire by server02", 0.5),
+        ("acquire by server02 in the mover", 2.0),
+        ("until the client's first answer", 2.01),
+    ]
+    assert round(sum(s for _, s in parts), 2) == round(outage.seconds, 2)
