@@ -150,17 +150,22 @@ def markdown(figures: PacemakerFigures) -> str:
             lines.append(f"- {name}: {_story(results[0])}")
     lines += [
         "",
-        "Reading: the gap between outage and floor is what the node client, the mover and "
-        "the rest of the group add: the client's start, its token, the POST, the lock, the "
-        "mover's polls of each NIC update and the client's polls of the request (0.5 s), the "
-        "wait until instance metadata agrees, then `IPaddr2` and the service starting. A "
-        "failing monitor costs a restart in place (the recipe's `migration-threshold` is 3), "
-        "so its outage is two NIC updates; its detection is the monitor interval plus the "
-        "client's IMDS retries (18 s). A partition without fencing is a split brain: both "
-        "nodes run the group, the mover serializes their requests so the IP is always on one "
-        "NIC, and Pacemaker restarts the group on one node once the nodes see each other "
-        "again; production needs fencing (docs/node-client.md). Production Corosync tokens "
-        "(30 s on Azure) make a crash's detection, and so its outage, about 30 s longer.",
+        "Reading: the gap between outage and floor is what the node client, the agent and "
+        "the rest of the group add; the timeline above shows where: a few tenths of a second "
+        "of the cluster, the agent and the client's start before each request, each "
+        "request's time in the mover within about 0.1 s of its NIC updates, and about half a "
+        "second until the service answers after the last one (the client's poll of its "
+        "request, instance metadata agreeing, `IPaddr2` and the service starting). A failing "
+        "monitor costs a restart in place (the recipe's `migration-threshold` is 3), so its "
+        "outage is a release and an acquire; its detection is the monitor interval plus the "
+        "client's IMDS retries (18 s), while the service still answers. A partition without "
+        "fencing is a split brain: server02 starts the group and takes the IP while server01 "
+        "keeps the group; server01's next monitor may find the IP gone and take it back; the "
+        "mover serializes every request, so the IP is on one NIC at any time, and once the "
+        "nodes see each other again Pacemaker stops the doubled group and starts it on one "
+        "node: hence several NIC updates in its floor. Production needs fencing "
+        "(docs/node-client.md). Production Corosync tokens (30 s on Azure) make a crash's "
+        "detection, and so its outage, about 30 s longer.",
         END,
     ]
     return "\n".join(lines)
