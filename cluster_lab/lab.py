@@ -145,17 +145,26 @@ class Lab:
         shown = run(["ip", "-n", self.network.netns(vm), "-4", "addr", "show", "dev", "eth0"])
         return f"inet {VIP}/" in shown.stdout
 
-    def history(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The VIP's audit records from the mover's API, newest first (as a member reads)."""
+    def _api(self, path: str, **params: Any) -> Any:
+        """GET from the mover's API as a member reads it (server02's token)."""
         token = self.stack.vm_token("server02")
         response = self.http.get(
-            f"{self.stack.api}/ips/{VIP}/history",
-            params={"limit": limit},
+            f"{self.stack.api}/{path}",
+            params=params,
             headers={"Authorization": f"Bearer {token}"},
             timeout=30,
         )
         response.raise_for_status()
-        return list(response.json()["records"])
+        return response.json()
+
+    def history(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The VIP's audit records from the mover's API, newest first."""
+        return list(self._api(f"ips/{VIP}/history", limit=limit)["records"])
+
+    def moves_pending(self) -> bool:
+        """Whether the mover has a request for the VIP running or queued (its lock)."""
+        lock = self._api(f"ips/{VIP}")["lock"]
+        return bool(lock.get("holder") or lock.get("queue"))
 
     def fabric_events(self, since: float = 0.0) -> list[dict[str, Any]]:
         """The fabric's changes of where the VIP is delivered, since ``since``."""

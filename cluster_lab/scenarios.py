@@ -134,7 +134,7 @@ def _settled(lab: Lab, expected: str | None, since: float) -> str | None:
     recent = lab.probes(since)[-3:]
     if len(recent) < 3 or any(p.node != node for p in recent):
         return None
-    return node
+    return None if lab.moves_pending() else node
 
 
 def _wait_settled(lab: Lab, since: float, expected: str | None = None) -> str:
