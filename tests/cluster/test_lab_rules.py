@@ -1,12 +1,18 @@
-"""The lab's decisions as plain functions: where the fabric delivers an address, and how an
-outage is read from the client's requests. Run anywhere (no namespaces needed)."""
+"""The lab's decisions as plain functions: where the fabric delivers an address, how an
+outage is read from the client's requests (these run anywhere), and which namespaces a new
+run clears (root)."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cluster_lab.fabric import Dataplane, VmPort, applied_routes
+from cluster_lab.network import PREFIX, remove_stale, run
 from cluster_lab.prober import Probe
 from cluster_lab.scenarios import Outage, ScenarioResult, measure_outage
 
@@ -121,3 +127,21 @@ def test_the_timeline_splits_the_outage_between_cluster_mover_and_after() -> Non
         ("until the client's first answer", 2.01),
     ]
     assert round(sum(s for _, s in parts), 2) == round(outage.seconds, 2)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")
+def test_namespaces_of_a_dead_run_are_removed_and_a_live_runs_kept() -> None:
+    dead = 2**22 + 7  # above pid_max's default: no process has it
+    while Path(f"/proc/{dead}").exists():
+        dead += 1
+    stale, live = f"{PREFIX}{dead}-vnet", f"{PREFIX}{os.getpid()}-probe"
+    run(["ip", "netns", "add", stale])
+    run(["ip", "netns", "add", live])
+    try:
+        removed = remove_stale()
+        names = run(["ip", "netns", "list"]).stdout
+        assert stale in removed and stale not in names
+        assert live in names, "a running lab's namespaces are not touched"
+    finally:
+        run(["ip", "netns", "del", stale], check=False)
+        run(["ip", "netns", "del", live], check=False)
