@@ -13,11 +13,12 @@ WORKER_STAMP := $(WORKER_VENV)/.installed
 PURELIB := import sysconfig; print(sysconfig.get_paths()["purelib"])
 
 # Debian packages the tests and benchmarks use: the OCF agent under ocf-tester, its metadata
-# against the DTD, shellcheck for the cluster scripts, GNU time for peak memory.
-DEB_PACKAGES := resource-agents libxml2-utils shellcheck time
+# against the DTD, shellcheck for the cluster scripts, GNU time for peak memory, and a real
+# Corosync + Pacemaker cluster for tests/cluster and bench.pacemaker (no pcs: it pulls in Ruby).
+DEB_PACKAGES := resource-agents libxml2-utils shellcheck time pacemaker pacemaker-cli-utils corosync
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench lint format venv system-deps clean package
+.PHONY: demo demo-pacemaker test bench lint format venv system-deps clean package
 
 venv: $(STAMP)
 
@@ -49,7 +50,7 @@ system-deps:
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 test: system-deps $(STAMP)
@@ -67,6 +68,10 @@ format: $(STAMP)
 
 demo: $(STAMP)
 	@$(PY) -m demo
+
+# One failover of a real Pacemaker cluster (namespaces on this machine, root), as its client saw it.
+demo-pacemaker: system-deps $(STAMP)
+	$(PY) -m demo.pacemaker
 
 # Benchmarks against the vendor scripts; writes docs/benchmarks.md (BENCH_ARGS=--quick).
 bench: system-deps $(STAMP)

@@ -16,6 +16,9 @@ Sections (docstrings of each module say what and why):
    resource group and each in its own;
 4. ``bench.client`` - the node client's start-up time and peak memory.
 
+Section 5, ``python -m bench.pacemaker`` (a real Pacemaker cluster failing over, and the
+outage its client sees), needs root and runs on its own; this command keeps its section.
+
 The full run takes 20 to 35 minutes on the project's 2-core machine (the longer while
 scale sizes run into their limits), ``--quick`` a few.
 Everything is bounded (timeouts on every script, a time limit per scale size: a minute plus

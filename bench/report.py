@@ -11,6 +11,7 @@ from pathlib import Path
 from .azcli import cloud_register_args
 from .client import ClientFigures
 from .common import REPO_ROOT
+from .pacemaker import carry_over
 from .races import OUTCOMES, SCENARIOS, RaceResult
 from .scale import LAYOUT_LABELS, ScaleRun
 from .scale import NIC_UPDATE as SCALE_NIC_UPDATE
@@ -53,7 +54,9 @@ class Report:
         """Write the Markdown file (atomically, so a reader never sees half of it), and keep
         the figures in bench/.last-run.pickle so ``--render`` can redo the text alone."""
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.markdown())
+        # Section 5 (python -m bench.pacemaker, needs root) is measured on its own: keep it.
+        old = path.read_text() if path.exists() else ""
+        tmp.write_text(carry_over(old, self.markdown()))
         tmp.replace(path)
         LAST_RUN.write_bytes(pickle.dumps(self))
 

@@ -9,7 +9,9 @@ from emulator.launch import REPO_ROOT, start_service
 from infra.package import build_package
 from tests.app_functions import declared_function_names
 
-NEVER_DEPLOYED = ("emulator", "tests", "bench", "demo", "docs", "node_client", "infra", ".venv")
+NEVER_DEPLOYED = (
+    "emulator", "tests", "bench", "cluster_lab", "demo", "docs", "node_client", "infra", ".venv",
+)  # fmt: skip
 
 
 def test_the_package_holds_the_app_and_nothing_of_the_stand_ins(tmp_path: Path) -> None:
