@@ -29,16 +29,13 @@ def require_lab() -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The mover on the local Azure (fast NIC updates, as the other end-to-end tests)."""
     require_lab()
-    running = start_stack(
+    with start_stack(
         tmp_path_factory.mktemp("cluster-stack"),
         azure_args=FAST_AZURE,
         limits=FAST_LIMITS,
         **FAST_POLLS,
-    )
-    try:
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -131,26 +131,20 @@ class Mover:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """One local Azure (seed topology) and one host with the mover, for the session."""
-    running = start_stack(
+    with start_stack(
         tmp_path_factory.mktemp("stack"),
         azure_args=FAST_AZURE,
         limits=FAST_LIMITS,
         **FAST_POLLS,
-    )
-    try:
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
 def own_stack(tmp_path: Path) -> Iterator[LocalStack]:
     """A stack for one test alone (it kills the host, or reads the whole request log)."""
-    running = start_stack(tmp_path, azure_args=FAST_AZURE, limits=FAST_LIMITS, **FAST_POLLS)
-    try:
+    with start_stack(tmp_path, azure_args=FAST_AZURE, limits=FAST_LIMITS, **FAST_POLLS) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

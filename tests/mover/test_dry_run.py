@@ -24,13 +24,12 @@ LOST_NIC_MEMBER = "server08"  # configured with a nicId that does not exist
 def dry_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The seed stack, whose cluster also lists a member without a VM and one whose
     configured NIC is gone (the host restarted on that configuration)."""
-    running = start_stack(
+    with start_stack(
         tmp_path_factory.mktemp("dry-run"),
         azure_args=FAST_AZURE,
         limits=FAST_LIMITS,
         **FAST_POLLS,
-    )
-    try:
+    ) as running:
         config = running.config
         cluster = config["clusters"][0]
         base = cluster["members"][0]["vmResourceId"].rsplit("/providers/", 1)[0]
@@ -51,8 +50,6 @@ def dry_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         running.config_path.write_text(json.dumps(config, indent=2))
         running.restart_host(kill=False)
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

@@ -114,8 +114,9 @@ def test_a_cluster_where_the_app_has_no_role_is_refused_and_only_operators_see_w
     # The template tells the app where its role is assigned (MOVER_ROLE_SCOPES); the
     # cluster's group is not among them, as for a cluster in another subscription.
     elsewhere = "/subscriptions/11111111-2222-4333-8444-555555555555/resourceGroups/Other"
-    stack = start_stack(tmp_path, host_settings={"MOVER_ROLE_SCOPES": json.dumps([elsewhere])})
-    try:
+    with start_stack(
+        tmp_path, host_settings={"MOVER_ROLE_SCOPES": json.dumps([elsewhere])}
+    ) as stack:
         api = stack.api
         operator = stack.control.user_token(AUDIENCE, oid=OPERATOR, roles=[OPERATOR_ROLE])
         not_operator = stack.control.user_token(AUDIENCE, oid=OPERATOR)
@@ -142,8 +143,6 @@ def test_a_cluster_where_the_app_has_no_role_is_refused_and_only_operators_see_w
         group = stack.config["clusters"][0]["resourceGroup"].lower()
         assert "the app's role is not assigned on" in message and group in message
         assert [r for r in stack.control.requests() if r.method == "PUT"] == []
-    finally:
-        stack.stop()
 
 
 def _held_by_a_detached_nic(mover: Mover) -> dict:
