@@ -104,10 +104,11 @@ class ArmBudgetPolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
 
     async def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
         kind = request_kind(request.http_request.method)
-        bucket = self._budget.bucket(self._subscription, kind, time.monotonic())
-        wait = bucket.reserve(time.monotonic())
+        now = time.monotonic()
+        bucket = self._budget.bucket(self._subscription, kind, now)
+        wait = bucket.reserve(now)
         if wait > _MAX_BUDGET_WAIT_SECONDS:
-            bucket.give_back(time.monotonic())
+            bucket.give_back(now)
             raise TransientError(
                 "ArmBudgetExhausted",
                 f"ARM's {kind} budget for this identity is spent for the next {wait:.1f} s",
