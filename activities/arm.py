@@ -17,10 +17,12 @@ import functools
 import logging
 import os
 import re
+import ssl
 import time
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 from azure.core.exceptions import (
     HttpResponseError,
     ResourceNotFoundError,
@@ -29,6 +31,7 @@ from azure.core.exceptions import (
 )
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import AsyncHTTPPolicy
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.core.rest import HttpRequest
 from azure.identity.aio import ManagedIdentityCredential
 from azure.mgmt.network.aio import NetworkManagementClient
@@ -140,17 +143,40 @@ def network_client(settings: ArmSettings, subscription_id: str) -> NetworkManage
     durable timers that honour Retry-After and the request's deadline, and
     shows in the audit. Every call waits for ARM's budget (``ArmBudgetPolicy``).
     """
+    timeouts = {"connection_timeout": 10, "read_timeout": 30}
     return NetworkManagementClient(
         _credential(),
         subscription_id,
         base_url=settings.endpoint,
         credential_scopes=[_ARM_SCOPE],
-        connection_verify=settings.ca_bundle or True,
         retry_total=0,
-        connection_timeout=10,
-        read_timeout=30,
         per_retry_policies=[ArmBudgetPolicy(subscription_id)],
+        **(_ca_bundle_transport(settings.ca_bundle, timeouts) if settings.ca_bundle else timeouts),
     )
+
+
+def _ca_bundle_transport(ca_bundle: str, timeouts: dict[str, Any]) -> dict[str, Any]:
+    """The client's transport when ARM's certificate is verified with ``caBundle``.
+
+    Not given to azure-core as ``connection_verify``: its aiohttp transport then
+    builds a new SSLContext for every request, and aiohttp pools connections per
+    context, so every ARM call would open a new connection with a full TLS
+    handshake. One context per process, on the session's connector, keeps
+    connections alive as the system's CAs do. The session is made as azure-core
+    makes its own. Must be called on the event loop.
+    """
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=_ca_bundle_context(ca_bundle)),
+        trust_env=True,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+    )
+    return {"transport": AioHttpTransport(session=session, **timeouts)}
+
+
+@functools.cache
+def _ca_bundle_context(ca_bundle: str) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_bundle)
 
 
 def split_nic_id(nic_id: str) -> tuple[str, str, str]:
