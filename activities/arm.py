@@ -19,6 +19,7 @@ import os
 import re
 import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ from azure.core.pipeline.transport import AioHttpTransport
 from azure.core.rest import HttpRequest
 from azure.identity.aio import ManagedIdentityCredential
 from azure.mgmt.network.aio import NetworkManagementClient
+from azure.mgmt.network.models import NetworkInterface
 
 from mover.arm_budget import ArmBudget, request_kind
 from mover.config import ArmSettings
@@ -42,7 +44,10 @@ from mover.errors import MoverError, PermanentError, TransientError, classify_ar
 from mover.planning import IpConfigView, NicView
 
 __all__ = [
+    "RECENT_NICS",
+    "RecentNics",
     "get_nic",
+    "get_nic_to_update",
     "get_vm",
     "map_sdk_error",
     "network_client",
@@ -187,10 +192,58 @@ def split_nic_id(nic_id: str) -> tuple[str, str, str]:
     return m["sub"], m["rg"], m["name"]
 
 
+class RecentNics:
+    """The NICs this process read lately, as ARM sent them, by id and etag.
+
+    An update planned on a NIC (its etag in the plan's view) that this process read
+    writes it back without reading it again: the PUT's If-Match makes ARM refuse
+    it (412) if the NIC changed since, and the retry reads it. Kept in memory
+    only, never in durable state (the histories keep what the decisions need).
+    """
+
+    def __init__(self, limit: int = 2048) -> None:
+        self._limit = limit
+        self._nics: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
+
+    def keep(self, nic: Any) -> None:
+        """Remember an SDK NetworkInterface as read."""
+        if not nic.id or not nic.etag:
+            return
+        key = nic.id.lower()
+        self._nics[key] = (nic.etag, nic.as_dict())
+        self._nics.move_to_end(key)
+        while len(self._nics) > self._limit:
+            self._nics.popitem(last=False)
+
+    def take(self, nic_id: str, etag: str | None) -> NetworkInterface | None:
+        """The NIC as read at ``etag``, forgotten here: whatever becomes of the write it
+        is taken for, that version is stale after it (a retry reads the NIC). None
+        when not kept at that etag."""
+        kept = self._nics.pop(nic_id.lower(), None)
+        if etag is None or kept is None or kept[0] != etag:
+            return None
+        return NetworkInterface(kept[1])
+
+    def clear(self) -> None:
+        """Forget every NIC."""
+        self._nics.clear()
+
+
+RECENT_NICS = RecentNics()
+
+
 async def get_nic(settings: ArmSettings, nic_id: str) -> Any:
-    """The NIC (SDK model). Raises what the SDK raises."""
+    """The NIC (SDK model), kept in ``RECENT_NICS``. Raises what the SDK raises."""
     subscription, group, name = split_nic_id(nic_id)
-    return await network_client(settings, subscription).network_interfaces.get(group, name)
+    nic = await network_client(settings, subscription).network_interfaces.get(group, name)
+    RECENT_NICS.keep(nic)
+    return nic
+
+
+async def get_nic_to_update(settings: ArmSettings, nic_id: str, etag: str | None) -> Any:
+    """The NIC to write back: as this process last read it if that was at ``etag``
+    (the version the change was planned on), else read now."""
+    return RECENT_NICS.take(nic_id, etag) or await get_nic(settings, nic_id)
 
 
 async def read_nic_view(settings: ArmSettings, nic_id: str) -> NicView | None:
@@ -229,7 +282,9 @@ def nic_view(nic: Any) -> NicView:
         for c in (nic.ip_configurations or [])
     )
     vm = nic.virtual_machine.id if nic.virtual_machine is not None else None
-    return NicView(nic.id, nic.name, vm, nic.provisioning_state, configs)
+    # The SDK's ProvisioningState is a str Enum: its value, not str(), is the name.
+    state = getattr(nic.provisioning_state, "value", nic.provisioning_state)
+    return NicView(nic.id, nic.name, vm, state, configs, nic.etag)
 
 
 def retry_after_seconds(headers: Any) -> float | None:

@@ -29,6 +29,7 @@ from mover.planning import Change, NicView, plan_nic_edit
 
 from .arm import (
     get_nic,
+    get_nic_to_update,
     get_vm,
     map_sdk_error,
     network_client,
@@ -74,28 +75,33 @@ async def read_nics(request: JsonObject) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="request", activity=UPDATE_NIC)
 async def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
-    """Read the NIC, change only its ip-configurations, PUT it back with If-Match.
+    """Change only the NIC's ip-configurations, PUT it back with If-Match, and follow the
+    update to its end.
 
-    The change is re-decided on the NIC as read, so a repeated call is a no-op
-    (``{"noop": true}``, with the NIC as read in ``nic``), unless the NIC is
-    ``Failed``: then it is written again as it is. Does not wait for the update to
-    finish; ARM often answers the PUT when the update is already done
-    (``provisioningState`` Succeeded in its answer), and then that answer is the NIC's
-    final state (``nic``) and there is nothing to wait for. ``answeredAt`` (epoch
-    seconds) is when ARM answered.
+    The NIC is the one the change was planned on (``etag``) when this process still
+    has it as read, else read now. The change is re-decided on it, so a repeated
+    call is a no-op (``{"noop": true, "ended": true}``, with the NIC as read in
+    ``nic``), unless the NIC is ``Failed``: then it is written again as it is.
+    ARM often answers the PUT when the update is already done (``provisioningState``
+    Succeeded in its answer): that answer is the NIC's final state. Otherwise the
+    NIC is polled, as ``wait_for_nic_update`` does, until the update ends or the
+    wall clock reaches ``followBy`` (epoch seconds): ``ended`` says which, ``nic``
+    is the NIC when it ended. Following here, on the event loop, spares the
+    orchestration an episode per update.
     """
 
     async def call() -> dict[str, Any]:
         settings = current_config().arm
         subscription, group, name = split_nic_id(request["nicId"])
         client = network_client(settings, subscription)
-        nic = await get_nic(settings, request["nicId"])
+        nic = await get_nic_to_update(settings, request["nicId"], request.get("etag"))
         change = Change(**request["change"])
-        edit = plan_nic_edit(nic_view(nic), change, request["address"], request["ipConfigName"])
+        address = request["address"]
+        edit = plan_nic_edit(nic_view(nic), change, address, request["ipConfigName"])
         # A NIC whose last update Failed may show the wanted configuration without having
         # it; Azure's remedy for a Failed network resource is to PUT it again.
-        if edit.is_noop and nic.provisioning_state != "Failed":
-            return {"noop": True, "nic": nic_view(nic).about(request["address"]).to_dict()}
+        if edit.is_noop and nic_view(nic).provisioning_state != "Failed":
+            return {"noop": True, "ended": True, "nic": nic_view(nic).about(address).to_dict()}
         write_by = request.get("writeBy")
         if write_by is not None and time.time() >= float(write_by):
             # This call ran late (a slow read, an overloaded host): the lock's
@@ -128,6 +134,7 @@ async def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
             cls=lambda pipeline_response, deserialized, _headers: (pipeline_response, deserialized),
         )
         response, written = await poller.result()
+        answered_at = time.time()
         http = response.http_response
         state = _provisioning_state(http)
         answer: dict[str, Any] = {
@@ -136,12 +143,28 @@ async def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
             "operationUrl": http.headers.get("Azure-AsyncOperation"),
             "armRequestId": http.headers.get("x-ms-request-id"),
             "provisioningState": state,
-            "answeredAt": time.time(),
+            "ended": False,
         }
         if state == "Succeeded" and written is not None:
             # The update is done and this is the NIC as ARM now has it.
-            answer["nic"] = nic_view(written).about(request["address"]).to_dict()
-        return answer
+            return {**answer, "ended": True, "nic": nic_view(written).about(address).to_dict()}
+        first_poll = _first_delay(settings, answered_at)
+        follow_by = request.get("followBy")
+        if follow_by is None or float(follow_by) - time.time() < first_poll:
+            # Not ours to follow (or no time to): the orchestration waits for it.
+            return {**answer, "answeredAt": answered_at}
+        try:
+            ended = await _follow_update(
+                settings,
+                {**request, "operationUrl": answer["operationUrl"]},
+                first_poll,
+                time.monotonic() + float(follow_by) - time.time(),
+            )
+        except TransientError as still:
+            if still.code != "StillUpdating":
+                raise
+            return answer
+        return {**answer, "ended": True, "provisioningState": "Succeeded", "nic": ended["nic"]}
 
     return await _outcome(UPDATE_NIC, request, call)
 
@@ -156,48 +179,57 @@ async def wait_for_nic_update(request: JsonObject) -> dict[str, Any]:
     to verify it. Only when the update ended ``Failed`` or ``Canceled`` is the
     operation resource read, for ARM's reason.
 
-    The first poll comes ``arm.firstPollSeconds`` after ARM answered the PUT
-    (``answeredAt``, given to the first call for an update): a NIC update takes
-    about that long, so polling at once would only cost a read. Later polls come
-    every ``arm.lroPollSeconds``. Deliberately ignores ARM's Retry-After (10 s on
-    NIC updates): a failover must not wait for a clock when Azure finished sooner.
-    Waits on the event loop, holding no thread. Ends with
-    ``TransientError("StillUpdating")`` when the budget runs out first.
+    Polls every ``arm.lroPollSeconds``; with ``answeredAt`` (when ARM answered the
+    PUT) the first poll comes ``arm.firstPollSeconds`` after it. Deliberately
+    ignores ARM's Retry-After (10 s on NIC updates): a failover must not wait for
+    a clock when Azure finished sooner. Waits on the event loop, holding no
+    thread. Ends with ``TransientError("StillUpdating")`` when the budget runs out
+    first.
     """
 
     async def call() -> dict[str, Any]:
         settings = current_config().arm
-        subscription, _, name = split_nic_id(request["nicId"])
-        budget_ends = time.monotonic() + float(request["budgetSeconds"])
-        delay = _first_delay(settings, request.get("answeredAt"))
-        while True:
-            await asyncio.sleep(delay)
-            delay = settings.lro_poll_seconds
-            nic = await get_nic(settings, request["nicId"])
-            # The SDK's ProvisioningState is a str Enum: its value, not str(), is the name.
-            status = str(getattr(nic.provisioning_state, "value", nic.provisioning_state))
-            if status == "Succeeded":
-                view = nic_view(nic)
-                if change_is_in(view, request):
-                    return {"status": status, "nic": view.about(request["address"]).to_dict()}
-                # Done, but not with our change: our update failed (ARM accepts a PUT that
-                # meets another update, then fails it) or another writer overtook it.
-                error = await _operation_error(settings, subscription, request.get("operationUrl"))
-                if error:
-                    raise classify_arm_failure(200, error.get("code"), error.get("message") or "")
-                raise TransientError("UpdateOvertaken", f"{name} ended without the change")
-            if status in ("Failed", "Canceled"):
-                error = await _operation_error(settings, subscription, request.get("operationUrl"))
-                if not error:
-                    # No reason to judge by; a Failed NIC is repaired by writing it again.
-                    raise TransientError(f"Operation{status}", f"{name}'s update ended {status}")
-                raise classify_arm_failure(
-                    200, error.get("code"), error.get("message") or f"the NIC update ended {status}"
-                )
-            if time.monotonic() >= budget_ends:
-                raise TransientError("StillUpdating", f"{name} is still updating")
+        return await _follow_update(
+            settings,
+            request,
+            _first_delay(settings, request.get("answeredAt")),
+            time.monotonic() + float(request["budgetSeconds"]),
+        )
 
     return await _outcome(WAIT_FOR_NIC_UPDATE, request, call)
+
+
+async def _follow_update(
+    settings: ArmSettings, request: JsonObject, delay: float, ends_at: float
+) -> dict[str, Any]:
+    """Poll the NIC (first after ``delay``, then every ``lroPollSeconds``) until its update
+    ends; ``{"status": "Succeeded", "nic"}``, or raise the update's failure, or
+    ``StillUpdating`` once the monotonic clock passes ``ends_at``."""
+    subscription, _, name = split_nic_id(request["nicId"])
+    while True:
+        await asyncio.sleep(max(0.0, min(delay, ends_at - time.monotonic())))
+        delay = settings.lro_poll_seconds
+        view = nic_view(await get_nic(settings, request["nicId"]))
+        status = view.provisioning_state
+        if status == "Succeeded":
+            if change_is_in(view, request):
+                return {"status": status, "nic": view.about(request["address"]).to_dict()}
+            # Done, but not with our change: our update failed (ARM accepts a PUT that
+            # meets another update, then fails it) or another writer overtook it.
+            error = await _operation_error(settings, subscription, request.get("operationUrl"))
+            if error:
+                raise classify_arm_failure(200, error.get("code"), error.get("message") or "")
+            raise TransientError("UpdateOvertaken", f"{name} ended without the change")
+        if status in ("Failed", "Canceled"):
+            error = await _operation_error(settings, subscription, request.get("operationUrl"))
+            if not error:
+                # No reason to judge by; a Failed NIC is repaired by writing it again.
+                raise TransientError(f"Operation{status}", f"{name}'s update ended {status}")
+            raise classify_arm_failure(
+                200, error.get("code"), error.get("message") or f"the NIC update ended {status}"
+            )
+        if time.monotonic() >= ends_at:
+            raise TransientError("StillUpdating", f"{name} is still updating")
 
 
 def change_is_in(nic: NicView, request: dict[str, Any]) -> bool:

@@ -50,6 +50,8 @@ class NicView:
     vm_id: str | None
     provisioning_state: str | None
     ip_configs: tuple[IpConfigView, ...]
+    # The version read (ARM's etag): a change planned on it is written at it (If-Match).
+    etag: str | None = None
 
     def config_holding(self, address: str) -> IpConfigView | None:
         """The ip-configuration with this private address, if any."""
@@ -59,7 +61,7 @@ class NicView:
         """The NIC with only the ip-configurations that carry ``address``: all that a
         move's decisions need from a NIC it read, and all that its history keeps."""
         configs = tuple(c for c in self.ip_configs if c.address == address)
-        return NicView(self.id, self.name, self.vm_id, self.provisioning_state, configs)
+        return NicView(self.id, self.name, self.vm_id, self.provisioning_state, configs, self.etag)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (activities return NICs to the orchestration as data)."""
@@ -77,6 +79,7 @@ class NicView:
                 }
                 for c in self.ip_configs
             ],
+            **({"etag": self.etag} if self.etag else {}),
         }
 
     @classmethod
@@ -91,6 +94,7 @@ class NicView:
                 IpConfigView(c["name"], c.get("address"), bool(c.get("primary")), c.get("subnetId"))
                 for c in data["ipConfigs"]
             ),
+            etag=data.get("etag"),
         )
 
 

@@ -308,9 +308,10 @@ class MoveRun:
         the move has not read).
         """
         ended: dict[str, NicView] = {}
+        planned_on = {nic.id.lower(): nic.etag for nic in nics}
         for change in plan.changes:
             touched.append(change.nic_id)
-            replan, final = yield from self.apply(change)
+            replan, final = yield from self.apply(change, planned_on.get(change.nic_id.lower()))
             if replan:
                 return None, "find_holder" if self.read_named_holder(plan, nics) else "verify"
             if final is None:
@@ -397,14 +398,16 @@ class MoveRun:
                 return views
             yield from self._back_off(step, ErrorInfo.from_dict(outcome["error"]))
 
-    def apply(self, change: Change) -> Steps:
+    def apply(self, change: Change, etag: str | None) -> Steps:
         """Make one NIC change and wait for ARM to finish it.
 
-        Returns ``(replan, nic)``: ``replan`` when the NIC changed under us in a way
-        that invalidates the plan (the IP now in use elsewhere); else the NIC as ARM
-        reported it when the update ended (None if not known). Transient failures
-        retry the same change (the activity re-reads the NIC, so a change that did
-        happen is a no-op).
+        ``etag`` is the version of the NIC the change was planned on: the activity
+        writes that version back (If-Match) without reading it again if its process
+        read it. Returns ``(replan, nic)``: ``replan`` when the NIC changed under us
+        in a way that invalidates the plan (the IP now in use elsewhere); else the NIC
+        as ARM reported it when the update ended (None if not known). Transient
+        failures retry the same change (on the NIC as it is then, so a change that
+        did happen is a no-op).
         """
         name = _STEP_OF_CHANGE[change.kind]
         step = self._start_step(name, nic=change.nic_id)
@@ -412,13 +415,17 @@ class MoveRun:
         while True:
             yield from self.renew_lock(before_write=True)
             self.arm.writes += 1
+            write_by = self.lease_until - self.limits.lock_lease_seconds / 4
             outcome = yield self.context.call_activity(
                 UPDATE_NIC,
                 {
                     **self._change_input(change),
+                    **({"etag": etag} if etag else {}),
                     # The activity writes only while the lease surely holds: a
                     # delayed activity of a holder overtaken meanwhile never writes.
-                    "writeBy": self.lease_until - self.limits.lock_lease_seconds / 4,
+                    "writeBy": write_by,
+                    # It follows the update while the lease surely holds, then we wait.
+                    "followBy": min(write_by, self.deadline),
                 },
             )
             if outcome["ok"]:
@@ -426,8 +433,7 @@ class MoveRun:
                 step.arm_operation_id = update.get("armRequestId") or step.arm_operation_id
                 error = None
                 final = update.get("nic")
-                # "Succeeded" in the PUT's own answer: the update is done, nothing to poll.
-                if not update["noop"] and update.get("provisioningState") != "Succeeded":
+                if not update.get("ended"):
                     error, final = yield from self._wait_for_update(change, update)
                 if error is None:
                     break

@@ -26,9 +26,10 @@ def _step(record: dict, name: str) -> dict:
 
 
 def _read_before_writing(control, since: int) -> bool:
-    """Whether the add has read server02's NIC for its write (the PUT is then on its way,
-    delayed): its second read, after the one that found the holder."""
-    return len(control.requests(since=since, method="GET", path_contains=NIC_PUT)) >= 2
+    """Whether the move has read server02's NIC: its write is made on that read (the
+    worker process keeps the NIC as read, at its etag), so a change from now on falls
+    between the move's read and its write (the PUT is delayed)."""
+    return len(control.requests(since=since, method="GET", path_contains=NIC_PUT)) >= 1
 
 
 @pytest.fixture
@@ -280,3 +281,28 @@ def test_a_failed_update_whose_operation_is_unreadable_is_retried_on_the_nics_st
     mover.assert_only_on("server02")
     refused = [r for r in control.requests(since=seq) if r.status == 403]
     assert refused and all("/operations/" in r.path for r in refused)
+
+
+@pytest.mark.parametrize("nic_update_mode", ["async"])  # only an update answered Updating polls
+def test_a_write_whose_follow_failed_is_retried_on_the_nic_read_again(
+    held_by_server01: Mover,
+) -> None:
+    """The add is written on server02's NIC as the move read it (kept by the worker, at
+    its etag); ARM accepts it, then the poll that follows it fails. The retry must read
+    the NIC again (its etag changed with our own write): the change is found done, and
+    nothing is written twice or at a stale etag."""
+    mover = held_by_server01
+    control = mover.stack.control
+    nic_get = f"networkInterfaces/{NIC['server02']}$"
+    control.delay_next(1, 0.0, method="GET", path=nic_get)  # the read that finds the holder
+    control.fail_next(1, method="GET", path=nic_get, status=503, code="ServiceUnavailable")
+    seq = control.last_seq()
+
+    record = mover.move("acquire", "server02")
+
+    assert record["status"] == "succeeded", record
+    assert _step(record, "add_ip_config")["retried"] == ["ServiceUnavailable"]
+    mover.assert_only_on("server02")
+    puts = control.requests(since=seq, method="PUT", path_contains=NIC_PUT)
+    assert [r.status for r in puts] == [200]  # one write, accepted
+    assert control.nic(NIC["server02"])["properties"]["provisioningState"] == "Succeeded"

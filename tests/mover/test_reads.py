@@ -92,6 +92,37 @@ def test_a_takeover_reads_only_the_members_nics_and_never_lists_the_group(group:
     assert vm_reads <= {N1, N2}
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_takeover_writes_each_nic_as_it_read_it_and_reads_it_again_only_to_follow(
+    group: Mover, mode: str
+) -> None:
+    """Each member's NIC is read once, to find the holder; its write goes back at that
+    read's etag, so the only other NIC reads are the polls that follow an update ARM
+    answered Updating."""
+    control = group.stack.control
+    control.update_settings(nic_update_mode=mode)
+    put_ip_on(group, N1)
+    seq = control.last_seq()
+
+    record = group.move("acquire", N2, ip=IP1)
+
+    assert record["status"] == "succeeded", record
+    assert_only_on(group, IP1, N2, (N1,))
+    puts = [r for r in control.requests(since=seq) if r.method == "PUT"]
+    assert [(last_segment(r), r.status) for r in puts] == [(nic_of(N1), 200), (nic_of(N2), 200)]
+    nic_reads = [
+        (r.seq, last_segment(r))
+        for r in arm_reads(group, seq)
+        if "/networkinterfaces/" in r.path.lower()
+    ]
+    before_writes = sorted(name for at, name in nic_reads if at < puts[0].seq)
+    assert before_writes == [nic_of(N1), nic_of(N2)]
+    follows = [(at, name) for at, name in nic_reads if at > puts[0].seq]
+    written_at = {last_segment(r): r.seq for r in puts}
+    assert all(at > written_at[name] for at, name in follows), follows  # polls of writes
+    assert {name for _, name in follows} == (set() if mode == "sync" else set(written_at))
+
+
 def test_the_members_nics_one_move_learned_spare_the_next_moves_vm_reads(group: Mover) -> None:
     """Kept by the IP's lock (durable state), not by a worker process: after a restart
     of the host, with every process new, the failback reads no VM."""
