@@ -425,7 +425,9 @@ class MoveRun:
                     # delayed activity of a holder overtaken meanwhile never writes.
                     "writeBy": write_by,
                     # It follows the update while the lease surely holds, then we wait.
-                    "followBy": min(write_by, self.deadline),
+                    "followBy": min(
+                        write_by, self.deadline, self.now() + _UPDATE_WAIT_BUDGET_SECONDS
+                    ),
                 },
             )
             if outcome["ok"]:
