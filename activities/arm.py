@@ -12,7 +12,6 @@ every call of the process.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import os
@@ -38,7 +37,7 @@ from azure.identity.aio import ManagedIdentityCredential
 from azure.mgmt.network.aio import NetworkManagementClient
 from azure.mgmt.network.models import NetworkInterface
 
-from mover.arm_budget import ArmBudget, request_kind
+from mover.arm_budget import ARM_CALL_PRIORITY, ArmBudget, request_kind
 from mover.config import ArmSettings
 from mover.errors import MoverError, PermanentError, TransientError, classify_arm_failure
 from mover.planning import IpConfigView, NicView
@@ -84,11 +83,6 @@ def _credential() -> ManagedIdentityCredential:
     return ManagedIdentityCredential()
 
 
-# Longest a call waits in the process for ARM's budget; a longer wait becomes a
-# transient error whose Retry-After the orchestration sleeps on a durable timer.
-_MAX_BUDGET_WAIT_SECONDS = 10.0
-
-
 def _process_share() -> float:
     # The worker processes of one instance start together, each with its share.
     try:
@@ -98,12 +92,14 @@ def _process_share() -> float:
     return 1.0 / max(1, count)
 
 
-_BUDGET = ArmBudget(share=_process_share())
+# A call whose turn is further off than 10 s becomes a transient error whose
+# Retry-After the orchestration sleeps on a durable timer (mover.arm_budget.BudgetGate).
+_BUDGET = ArmBudget(share=_process_share(), max_wait=10.0)
 
 
 class ArmBudgetPolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
-    """Send each ARM call when ARM's token bucket has a token for it (``mover.arm_budget``)
-    and learn the bucket from ARM's answers."""
+    """Send each ARM call when its turn comes at ARM's token bucket (``mover.arm_budget``:
+    the oldest move's calls first) and learn the bucket from ARM's answers."""
 
     def __init__(self, subscription_id: str, budget: ArmBudget = _BUDGET) -> None:
         super().__init__()
@@ -112,19 +108,10 @@ class ArmBudgetPolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
 
     async def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
         kind = request_kind(request.http_request.method)
-        now = time.monotonic()
-        bucket = self._budget.bucket(self._subscription, kind, now)
-        wait = bucket.reserve(now)
-        if wait > _MAX_BUDGET_WAIT_SECONDS:
-            bucket.give_back(now)
-            raise TransientError(
-                "ArmBudgetExhausted",
-                f"ARM's {kind} budget for this identity is spent for the next {wait:.1f} s",
-                retry_after=wait,
-            )
-        if wait > 0:
-            await asyncio.sleep(wait)
-        bucket.sent()
+        gate = self._budget.gate(self._subscription, kind, time.monotonic())
+        priority = ARM_CALL_PRIORITY.get()
+        await gate.turn(time.time() if priority is None else priority, kind)
+        bucket = gate.bucket
         try:
             response = await self.next.send(request)
         except BaseException:

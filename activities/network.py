@@ -22,6 +22,7 @@ import azure.durable_functions as df
 from azure.core.rest import HttpRequest
 from azure.mgmt.network.models import NetworkInterfaceIPConfiguration, Subnet
 
+from mover.arm_budget import ARM_CALL_PRIORITY
 from mover.config import ArmSettings, current_config
 from mover.errors import TransientError, classify_arm_failure
 from mover.member_nics import MemberNics, MemberRef
@@ -209,7 +210,19 @@ async def _follow_update(
     while True:
         await asyncio.sleep(max(0.0, min(delay, ends_at - time.monotonic())))
         delay = settings.lro_poll_seconds
-        view = nic_view(await get_nic(settings, request["nicId"]))
+        try:
+            view = nic_view(await get_nic(settings, request["nicId"]))
+        except Exception as exc:
+            failed = map_sdk_error(exc)
+            if not failed.transient:
+                raise failed from exc
+            # A poll that went wrong (throttled, 5xx, no answer) says nothing of the
+            # update: poll again after ARM's Retry-After, rather than end the wait and
+            # have the update retried on a fresh read.
+            delay = max(delay, failed.retry_after or 0.0)
+            if time.monotonic() + delay >= ends_at:
+                raise TransientError("StillUpdating", f"{name} is still updating") from exc
+            continue
         status = view.provisioning_state
         if status == "Succeeded":
             if change_is_in(view, request):
@@ -285,6 +298,8 @@ async def _outcome(
     activity: str, request: dict[str, Any], call: Callable[[], Awaitable[Any]]
 ) -> dict[str, Any]:
     started = time.monotonic()
+    # The move's calls wait for ARM's budget in the order the moves were requested.
+    priority = ARM_CALL_PRIORITY.set(request.get("priority"))
     try:
         result = await call()
     except Exception as exc:
@@ -297,6 +312,8 @@ async def _outcome(
             error,
         )
         return {"ok": False, "error": error.info().to_dict()}
+    finally:
+        ARM_CALL_PRIORITY.reset(priority)
     log.info(
         "%s request=%s ok in %.3fs", activity, request.get("requestId"), time.monotonic() - started
     )

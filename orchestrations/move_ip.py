@@ -383,6 +383,7 @@ class MoveRun:
         step = self._start_step(step_name)
         payload = {
             "requestId": request.request_id,
+            "priority": self._arm_priority(),
             "address": request.ip,
             "members": [m.to_dict() for m in members],
             "nicIds": list(self.holder_nics),
@@ -401,7 +402,7 @@ class MoveRun:
     def apply(self, change: Change, etag: str | None) -> Steps:
         """Make one NIC change and wait for ARM to finish it.
 
-        ``etag`` is the version of the NIC the change was planned on: the activity
+        ``etag`` is the version of the NIC the change was planned on: the first try
         writes that version back (If-Match) without reading it again if its process
         read it. Returns ``(replan, nic)``: ``replan`` when the NIC changed under us
         in a way that invalidates the plan (the IP now in use elsewhere); else the NIC
@@ -420,7 +421,10 @@ class MoveRun:
                 UPDATE_NIC,
                 {
                     **self._change_input(change),
-                    **({"etag": etag} if etag else {}),
+                    # Only a first try writes the NIC as planned on: after any failed
+                    # try the NIC may have changed (our own write, accepted), and a
+                    # process that read it before cannot know.
+                    **({"etag": etag} if etag and step.attempt == 1 else {}),
                     # The activity writes only while the lease surely holds: a
                     # delayed activity of a holder overtaken meanwhile never writes.
                     "writeBy": write_by,
@@ -457,12 +461,18 @@ class MoveRun:
         """What the update and the wait for it both get: the change and whose it is."""
         return {
             "requestId": self.request.request_id,
+            "priority": self._arm_priority(),
             "subscriptionId": self.request.subscription_id,
             "nicId": change.nic_id,
             "change": {"kind": change.kind, "nic_id": change.nic_id, "nic_name": change.nic_name},
             "address": self.request.ip,
             "ipConfigName": self.request.ip_config_name,
         }
+
+    def _arm_priority(self) -> float:
+        """When the move was requested: in a burst, ARM's budget goes to the oldest
+        move's calls first (``mover.arm_budget.BudgetGate``)."""
+        return parse_iso(self.request.created_at).timestamp()
 
     def _wait_for_update(self, change: Change, update: dict[str, Any]) -> Steps:
         """Follow the NIC update to its end: ``(None, nic)`` when it succeeded (the NIC

@@ -284,25 +284,30 @@ def test_a_failed_update_whose_operation_is_unreadable_is_retried_on_the_nics_st
 
 
 @pytest.mark.parametrize("nic_update_mode", ["async"])  # only an update answered Updating polls
-def test_a_write_whose_follow_failed_is_retried_on_the_nic_read_again(
-    held_by_server01: Mover,
+@pytest.mark.parametrize(
+    ("status", "code"), [(503, "ServiceUnavailable"), (429, "SubscriptionRequestsThrottled")]
+)
+def test_a_poll_that_fails_while_an_update_is_followed_is_made_again(
+    held_by_server01: Mover, status: int, code: str
 ) -> None:
-    """The add is written on server02's NIC as the move read it (kept by the worker, at
-    its etag); ARM accepts it, then the poll that follows it fails. The retry must read
-    the NIC again (its etag changed with our own write): the change is found done, and
-    nothing is written twice or at a stale etag."""
+    """ARM accepts the add, then the poll that follows it fails: that says nothing of the
+    update, so the NIC is polled again (after ARM's Retry-After). The update is not
+    retried: written once, no stale etag, no read of the holder again."""
     mover = held_by_server01
     control = mover.stack.control
     nic_get = f"networkInterfaces/{NIC['server02']}$"
     control.delay_next(1, 0.0, method="GET", path=nic_get)  # the read that finds the holder
-    control.fail_next(1, method="GET", path=nic_get, status=503, code="ServiceUnavailable")
+    control.fail_next(1, method="GET", path=nic_get, status=status, code=code, retry_after=0.5)
     seq = control.last_seq()
 
     record = mover.move("acquire", "server02")
 
     assert record["status"] == "succeeded", record
-    assert _step(record, "add_ip_config")["retried"] == ["ServiceUnavailable"]
+    assert _step(record, "add_ip_config")["attempt"] == 1
     mover.assert_only_on("server02")
     puts = control.requests(since=seq, method="PUT", path_contains=NIC_PUT)
     assert [r.status for r in puts] == [200]  # one write, accepted
+    polls = control.requests(since=seq, method="GET", path_contains=NIC_PUT)
+    assert [r.status for r in polls][:2] == [200, status]
+    assert polls[2].time - polls[1].time >= 0.5  # ARM's Retry-After
     assert control.nic(NIC["server02"])["properties"]["provisioningState"] == "Succeeded"
