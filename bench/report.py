@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 from collections import Counter
@@ -408,6 +409,20 @@ def _groups(r: ScaleRun) -> str:
     return LAYOUT_LABELS.get(r.layout, r.layout)
 
 
+def _concurrency() -> str:
+    """What the app's host.json allows at once per instance (else the extension's default)."""
+    durable = json.loads((REPO_ROOT / "host.json").read_text())["extensions"]["durableTask"]
+
+    def limit(key: str) -> str:
+        value = durable.get(key)
+        return str(value) if value else "10 per core, the default"
+
+    return (
+        f"episodes: {limit('maxConcurrentOrchestratorFunctions')}; "
+        f"activities: {limit('maxConcurrentActivityFunctions')}"
+    )
+
+
 def _scale(runs: list[ScaleRun], sizes: tuple[int, ...], layouts: tuple[str, ...] = ()) -> str:
     processes = sorted({r.worker_processes for r in runs}) or [1]
     lines = [
@@ -424,8 +439,8 @@ def _scale(runs: list[ScaleRun], sizes: tuple[int, ...], layouts: tuple[str, ...
         f"updates take {SCALE_NIC_UPDATE:g} s; ARM's default throttling (per identity: reads",
         "250 burst / 25 per s, writes 200 / 10 per s). The local Functions host runs",
         f"{'/'.join(map(str, processes))} worker process(es) (`FUNCTIONS_WORKER_PROCESS_COUNT`)",
-        "and the Durable extension's default concurrency (10 episodes and 10 activities at",
-        "once per core). Total: first POST to the last request's end; request times from",
+        f"and the app's host.json concurrency ({_concurrency()}). Total: first POST to the",
+        "last request's end; request times from",
         "the requests' own records. Each N is bounded (the limit includes posting); what",
         "has not finished by then counts as failed. Baselines: the floor (two NIC updates,",
         "as if every move ran in parallel for free) and the time ARM's write budget alone",
