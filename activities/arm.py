@@ -211,10 +211,6 @@ class RecentNics:
             return None
         return NetworkInterface(kept[1])
 
-    def clear(self) -> None:
-        """Forget every NIC."""
-        self._nics.clear()
-
 
 RECENT_NICS = RecentNics()
 

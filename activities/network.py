@@ -98,11 +98,12 @@ async def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
         nic = await get_nic_to_update(settings, request["nicId"], request.get("etag"))
         change = Change(**request["change"])
         address = request["address"]
-        edit = plan_nic_edit(nic_view(nic), change, address, request["ipConfigName"])
+        read = nic_view(nic)
+        edit = plan_nic_edit(read, change, address, request["ipConfigName"])
         # A NIC whose last update Failed may show the wanted configuration without having
         # it; Azure's remedy for a Failed network resource is to PUT it again.
-        if edit.is_noop and nic_view(nic).provisioning_state != "Failed":
-            return {"noop": True, "ended": True, "nic": nic_view(nic).about(address).to_dict()}
+        if edit.is_noop and read.provisioning_state != "Failed":
+            return {"noop": True, "ended": True, "nic": read.about(address).to_dict()}
         write_by = request.get("writeBy")
         if write_by is not None and time.time() >= float(write_by):
             # This call ran late (a slow read, an overloaded host): the lock's
@@ -149,7 +150,7 @@ async def update_nic_ip_configs(request: JsonObject) -> dict[str, Any]:
         if state == "Succeeded" and written is not None:
             # The update is done and this is the NIC as ARM now has it.
             return {**answer, "ended": True, "nic": nic_view(written).about(address).to_dict()}
-        first_poll = _first_delay(settings, answered_at)
+        first_poll = settings.first_poll_seconds  # ARM answered just now
         follow_by = request.get("followBy")
         if follow_by is None or float(follow_by) - time.time() < first_poll:
             # Not ours to follow (or no time to): the orchestration waits for it.
